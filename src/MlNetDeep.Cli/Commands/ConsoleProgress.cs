@@ -1,0 +1,58 @@
+using MlNetDeep.Training;
+using Spectre.Console;
+
+namespace MlNetDeep.Cli.Commands;
+
+/// <summary>
+/// Shows training progress: a live Spectre.Console bar on a terminal, one line per epoch when output is redirected
+/// (CI logs, pipes).
+/// </summary>
+internal static class ConsoleProgress
+{
+    public static T Run<T>(string title, Func<IProgress<TrainingProgress>, T> work)
+    {
+        if (Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            var lines = new LineProgress(title);
+            return work(lines);
+        }
+        T result = default!;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(Markup.Escape(title), maxValue: 1.0);
+                result = work(new BarProgress(task));
+                task.Value = 1.0;
+            });
+        return result;
+    }
+
+    public static string Describe(EpochMetrics e) =>
+        $"epoch {e.Epoch + 1}: loss {e.TrainLoss:F4}" +
+        (e.TrainAccuracy is { } a ? $", acc {a:P2}" : "") +
+        (e.ValidationLoss is { } vl ? $", val loss {vl:F4}" : "") +
+        (e.ValidationAccuracy is { } va ? $", val acc {va:P2}" : "") +
+        $", lr {e.LearningRate:G3}, {e.Duration.TotalSeconds:F1}s, {e.SamplesPerSecond:F0} samples/s";
+
+    private sealed class LineProgress(string title) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            if (value.Completed is { } e) Console.WriteLine($"{title} {Describe(e)}");
+        }
+    }
+
+    private sealed class BarProgress(ProgressTask task) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            task.Value = value.Fraction;
+            task.Description = value.Completed is { } e
+                ? Markup.Escape(Describe(e))
+                : Markup.Escape($"epoch {value.Epoch + 1}/{value.Epochs}, batch {value.Batch}/{value.Batches}");
+            if (value.Completed is { } done) AnsiConsole.MarkupLine(Markup.Escape(Describe(done)));
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Microsoft.ML;
+using MlNetDeep.Data;
+using MlNetDeep.Models.Classification;
+using MlNetDeep.Networks;
+using MlNetDeep.Plotting;
+using MlNetDeep.Training;
+
+namespace MlNetDeep.Cli.Commands;
+
+/// <summary><c>mlnetdeep train mnist</c>: the MNIST CNN or MLP, trained and evaluated on the 10k test images.</summary>
+internal static class TrainMnistCommand
+{
+    public static Command Create()
+    {
+        var common = new CommonOptions();
+        var model = new Option<string>("--model", "-m") { Description = "cnn (Keras' MNIST CNN) or mlp (512 ReLU + dropout).", DefaultValueFactory = _ => "cnn" };
+        model.AcceptOnlyFromAmong("cnn", "mlp");
+        var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs (default: 12 for cnn, 20 for mlp)." };
+        var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 128 };
+        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
+        var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." };
+        var command = new Command("mnist", "Train the MNIST CNN or MLP and evaluate it on MNIST's 10,000 test images (fetches MNIST on first use).")
+        {
+            model, epochs, batch, rate, rows,
+        };
+        common.AddTo(command);
+        command.SetAction(result =>
+        {
+            var ml = common.CreateContext(result);
+            var output = common.OutputFolder(result);
+            string kind = result.GetValue(model)!;
+            bool cnn = kind == "cnn";
+            var options = new NeuralNetworkClassifierOptions
+            {
+                FeatureColumnName = "Pixels",
+                InputShape = cnn ? [1, 28, 28] : null,
+                Network = cnn ? Networks.Networks.KerasMnistCnn : Networks.Networks.MnistMlp,
+                Epochs = result.GetValue(epochs) ?? (cnn ? 12 : 20),
+                BatchSize = result.GetValue(batch),
+                Optimizer = new Adam(result.GetValue(rate)),
+            };
+            return Run(ml, options, $"mnist-{kind}", output, result.GetValue(rows));
+        });
+        return command;
+    }
+
+    internal static int Run(MLContext ml, NeuralNetworkClassifierOptions options, string name, string output, int? trainRows)
+    {
+        Console.WriteLine("Loading MNIST ...");
+        var train = ml.Data.LoadMnist(MnistSplit.Train, maxRows: trainRows);
+        var test = ml.Data.LoadMnist(MnistSplit.Test);
+        Console.WriteLine($"Network {options.Network.Name}:");
+        Console.Write(options.Network.WithTaskOutputs(10).Summary(options.InputShape ?? [Mnist.PixelCount]));
+        options.ValidationData = test;
+
+        var clock = Stopwatch.StartNew();
+        var model = ConsoleProgress.Run($"{name}", progress =>
+        {
+            options.Progress = progress;
+            var pipeline = ml.MulticlassClassification.Trainers.NeuralNetwork(options)
+                .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
+            return pipeline.Fit(train);
+        });
+        var trainSeconds = clock.Elapsed.TotalSeconds;
+        var deep = model.OfType<NeuralNetworkClassificationTransformer>().Single();
+
+        var metrics = ml.MulticlassClassification.Evaluate(model.Transform(test));
+        Console.WriteLine();
+        Console.WriteLine($"Test accuracy (10,000 images): {metrics.MicroAccuracy:P2}   macro accuracy {metrics.MacroAccuracy:P2}   log-loss {metrics.LogLoss:F4}");
+        Console.WriteLine($"Training: {trainSeconds:F0} s, {deep.History!.SamplesPerSecond:F0} samples/s, device {deep.Device}");
+        Console.WriteLine(metrics.ConfusionMatrix.GetFormattedConfusionTable());
+
+        var modelPath = Path.Combine(output, $"{name}.zip");
+        ml.Model.SaveDeep(model, train.Schema, modelPath);
+        var curves = Path.Combine(output, $"{name}-curves.png");
+        Charts.TrainingCurves(curves, deep.History, name);
+        File.WriteAllText(Path.Combine(output, $"{name}-history.csv"), deep.History.ToCsv());
+        Console.WriteLine($"Saved model {modelPath}, curves {curves}, history {Path.Combine(output, $"{name}-history.csv")}");
+        return 0;
+    }
+}

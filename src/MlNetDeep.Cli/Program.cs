@@ -1,0 +1,9 @@
+using System.CommandLine;
+using MlNetDeep.Cli.Commands;
+
+var root = new RootCommand("mlnetdeep: deep learning as ML.NET pipelines (TorchSharp engine).");
+var train = new Command("train", "Train a model and evaluate it.");
+train.Subcommands.Add(TrainMnistCommand.Create());
+root.Subcommands.Add(train);
+root.Subcommands.Add(BenchmarkCommand.Create());
+return root.Parse(args).Invoke();

@@ -1,0 +1,75 @@
+using MlNetDeep.Training;
+using ScottPlot;
+
+namespace MlNetDeep.Plotting;
+
+/// <summary>PNG charts for training runs and experiments (ScottPlot).</summary>
+public static class Charts
+{
+    /// <summary>One named series of (x, y) points.</summary>
+    public sealed record Series(string Name, IReadOnlyList<double> X, IReadOnlyList<double> Y);
+
+    /// <summary>A line chart of several series, saved as PNG.</summary>
+    public static void Lines(string path, string title, string xLabel, string yLabel, IEnumerable<Series> series, int width = 800, int height = 500, bool logY = false)
+    {
+        var plot = new Plot();
+        foreach (var s in series)
+        {
+            var y = s.Y.Select(v => logY ? Math.Log10(Math.Max(v, 1e-12)) : v).ToArray();
+            var line = plot.Add.Scatter(s.X.ToArray(), y);
+            line.LegendText = s.Name;
+        }
+        plot.Title(title);
+        plot.XLabel(xLabel);
+        plot.YLabel(logY ? $"log10({yLabel})" : yLabel);
+        plot.ShowLegend(Alignment.UpperRight);
+        Save(plot, path, width, height);
+    }
+
+    /// <summary>Loss and accuracy per epoch of a training run: two panels side by side in one PNG.</summary>
+    public static void TrainingCurves(string path, TrainingHistory history, string title = "Training")
+    {
+        var epochs = history.Epochs.Select(e => (double)e.Epoch + 1).ToArray();
+        var multi = new Multiplot();
+        multi.AddPlots(2);
+        multi.Layout = new ScottPlot.MultiplotLayouts.Columns();
+        var loss = multi.GetPlot(0);
+        AddLine(loss, epochs, history.Epochs.Select(e => e.TrainLoss), "train loss");
+        if (history.Epochs.Any(e => e.ValidationLoss is not null))
+            AddLine(loss, epochs, history.Epochs.Select(e => e.ValidationLoss ?? double.NaN), "validation loss");
+        loss.Title($"{title}: loss");
+        loss.XLabel("epoch");
+        loss.ShowLegend(Alignment.UpperRight);
+        var accuracy = multi.GetPlot(1);
+        if (history.Epochs.Any(e => e.TrainAccuracy is not null))
+        {
+            AddLine(accuracy, epochs, history.Epochs.Select(e => e.TrainAccuracy ?? double.NaN), "train accuracy");
+            if (history.Epochs.Any(e => e.ValidationAccuracy is not null))
+                AddLine(accuracy, epochs, history.Epochs.Select(e => e.ValidationAccuracy ?? double.NaN), "validation accuracy");
+            accuracy.ShowLegend(Alignment.LowerRight);
+        }
+        accuracy.Title($"{title}: accuracy");
+        accuracy.XLabel("epoch");
+        EnsureFolder(path);
+        multi.SavePng(path, 1200, 480);
+    }
+
+    private static void AddLine(Plot plot, double[] x, IEnumerable<double> y, string name)
+    {
+        var line = plot.Add.Scatter(x, y.ToArray());
+        line.LegendText = name;
+    }
+
+    /// <summary>Saves a ScottPlot plot as PNG, creating the folder.</summary>
+    public static void Save(Plot plot, string path, int width = 800, int height = 500)
+    {
+        EnsureFolder(path);
+        plot.SavePng(path, width, height);
+    }
+
+    internal static void EnsureFolder(string path)
+    {
+        var folder = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (folder is not null) Directory.CreateDirectory(folder);
+    }
+}

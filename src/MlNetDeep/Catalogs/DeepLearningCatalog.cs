@@ -1,0 +1,76 @@
+using Microsoft.ML;
+using MlNetDeep.Models.Classification;
+using MlNetDeep.Models.Regression;
+using MlNetDeep.Native;
+using MlNetDeep.Networks;
+using MlNetDeep.Persistence;
+using MlNetDeep.Training;
+
+namespace MlNetDeep;
+
+/// <summary>MlNetDeep's trainers on ML.NET's own catalogs.</summary>
+public static class DeepLearningCatalog
+{
+    /// <summary>A neural-network multiclass classifier (an MLP by default; any <see cref="NetworkSpec"/>, e.g. a CNN).</summary>
+    public static NeuralNetworkClassifier NeuralNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        NeuralNetworkClassifierOptions options) => new(HostEnvironments.Of(catalog), options);
+
+    /// <summary>A neural-network multiclass classifier with the common settings as arguments.</summary>
+    public static NeuralNetworkClassifier NeuralNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string labelColumnName = "Label", string featureColumnName = "Features", NetworkSpec? network = null,
+        int epochs = 10, int batchSize = 32, double learningRate = 1e-3, int[]? inputShape = null) =>
+        catalog.NeuralNetwork(new NeuralNetworkClassifierOptions
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Network = network ?? Networks.Networks.Mlp(),
+            Epochs = epochs, BatchSize = batchSize, Optimizer = new Adam(learningRate), InputShape = inputShape,
+        });
+
+    /// <summary>
+    /// A convolutional multiclass classifier: the same trainer as <see cref="NeuralNetwork(MulticlassClassificationCatalog.MulticlassClassificationTrainers, NeuralNetworkClassifierOptions)"/>,
+    /// with an image <see cref="DeepTrainerOptions.InputShape"/> required ([channels, height, width]) and Keras' MNIST CNN as the network unless one is set.
+    /// </summary>
+    public static NeuralNetworkClassifier ConvolutionalNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        NeuralNetworkClassifierOptions options)
+    {
+        if (options.InputShape is not { Length: 3 })
+            throw new ArgumentException("A convolutional network needs InputShape = [channels, height, width], e.g. [1, 28, 28] for MNIST.", nameof(options));
+        if (options.Network == DefaultMlp) options.Network = Networks.Networks.KerasMnistCnn;
+        return new(HostEnvironments.Of(catalog), options);
+    }
+
+    private static readonly NetworkSpec DefaultMlp = Networks.Networks.Mlp();
+
+    /// <summary>A neural-network regressor (an MLP by default).</summary>
+    public static NeuralNetworkRegressor NeuralNetwork(this RegressionCatalog.RegressionTrainers catalog, NeuralNetworkRegressorOptions options) =>
+        new(HostEnvironments.Of(catalog), options);
+
+    /// <summary>A neural-network regressor with the common settings as arguments.</summary>
+    public static NeuralNetworkRegressor NeuralNetwork(this RegressionCatalog.RegressionTrainers catalog,
+        string labelColumnName = "Label", string featureColumnName = "Features", NetworkSpec? network = null,
+        int epochs = 100, int batchSize = 32, double learningRate = 1e-2) =>
+        catalog.NeuralNetwork(new NeuralNetworkRegressorOptions
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Network = network ?? Networks.Networks.Mlp(64),
+            Epochs = epochs, BatchSize = batchSize, Optimizer = new Adam(learningRate),
+        });
+
+    /// <summary>
+    /// Saves a fitted pipeline, ML.NET stages and MlNetDeep stages mixed, to one file
+    /// (ML.NET's own Model.Save cannot hold third-party transformers).
+    /// </summary>
+    public static void SaveDeep(this ModelOperationsCatalog catalog, ITransformer model, DataViewSchema inputSchema, string path) =>
+        DeepModelFile.Save(catalog, model, inputSchema, path);
+
+    /// <summary>Saves a fitted pipeline to a stream.</summary>
+    public static void SaveDeep(this ModelOperationsCatalog catalog, ITransformer model, DataViewSchema inputSchema, Stream stream) =>
+        DeepModelFile.Save(catalog, model, inputSchema, stream);
+
+    /// <summary>Loads a pipeline saved by <see cref="SaveDeep(ModelOperationsCatalog, ITransformer, DataViewSchema, string)"/>; deep stages go to the MLContext's device.</summary>
+    /// <exception cref="InvalidDataException">The file is damaged, truncated or not an MlNetDeep model.</exception>
+    public static ITransformer LoadDeep(this ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema) =>
+        DeepModelFile.Load(catalog, path, out inputSchema);
+
+    /// <summary>Loads a pipeline from a stream.</summary>
+    public static ITransformer LoadDeep(this ModelOperationsCatalog catalog, Stream stream, out DataViewSchema inputSchema) =>
+        DeepModelFile.Load(catalog, stream, out inputSchema);
+}

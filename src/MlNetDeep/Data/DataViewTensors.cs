@@ -1,0 +1,144 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Data;
+
+/// <summary>
+/// Reads a float feature column row by row into flat float arrays through one reused VBuffer, checking that every
+/// value is finite. Used for training (whole data), scoring (batches) and single-row prediction alike.
+/// </summary>
+public sealed class FeatureRowReader
+{
+    private readonly ValueGetter<VBuffer<float>>? _vectorGetter;
+    private readonly ValueGetter<float>? _scalarGetter;
+    private VBuffer<float> _buffer;
+    private float _scalar;
+
+    public FeatureRowReader(DataViewRow row, DataViewSchema.Column column, int size)
+    {
+        Column = column;
+        Size = size;
+        if (column.Type is VectorDataViewType) _vectorGetter = row.GetGetter<VBuffer<float>>(column);
+        else _scalarGetter = row.GetGetter<float>(column);
+    }
+
+    public DataViewSchema.Column Column { get; }
+    public int Size { get; }
+
+    /// <summary>Copies the current row's features into <paramref name="destination"/> (length <see cref="Size"/>).</summary>
+    public void Read(Span<float> destination, long row)
+    {
+        if (_scalarGetter is not null)
+        {
+            _scalarGetter(ref _scalar);
+            destination[0] = _scalar;
+        }
+        else
+        {
+            _vectorGetter!(ref _buffer);
+            if (_buffer.Length != Size)
+                throw new InvalidOperationException($"Column '{Column.Name}' row {row} has {_buffer.Length} values; expected {Size}.");
+            _buffer.CopyTo(destination);
+        }
+        for (int i = 0; i < destination.Length; i++)
+        {
+            if (!float.IsFinite(destination[i]))
+                throw new InvalidOperationException($"Column '{Column.Name}' row {row} slot {i} holds {destination[i]}; deep models need finite features. " +
+                    "Replace missing values (mlContext.Transforms.ReplaceMissingValues) or filter those rows first.");
+        }
+    }
+}
+
+/// <summary>How a label column becomes a training target.</summary>
+public enum LabelKind { None, ClassIndex, Float }
+
+/// <summary>Whole columns read into memory: features [rows x size] and the labels as class indices or floats.</summary>
+public sealed class LoadedColumns
+{
+    public required float[] Features { get; init; }
+    public required int Rows { get; init; }
+    public required int FeatureSize { get; init; }
+    public long[]? ClassIndices { get; init; }
+    public float[]? Targets { get; init; }
+
+    /// <summary>Tensors on the CPU: inputs shaped [rows, ...sampleShape], targets int64 class indices or float.</summary>
+    public Training.TensorData ToTensorData(int[] sampleShape)
+    {
+        var inputs = tensor(Features, [Rows, .. sampleShape.Select(d => (long)d)]);
+        Tensor? targets = ClassIndices is not null ? tensor(ClassIndices, [Rows]) : Targets is not null ? tensor(Targets, [Rows]) : null;
+        return new Training.TensorData(inputs, targets);
+    }
+}
+
+/// <summary>IDataView to tensors: one pass with a cursor over the feature (and label) column.</summary>
+public static class DataViewTensors
+{
+    public static LoadedColumns Load(IDataView data, string featureColumn, int featureSize, string? labelColumn, LabelKind labelKind, int classCount = 0)
+    {
+        var features = data.Schema[featureColumn];
+        var label = labelColumn is null ? (DataViewSchema.Column?)null : data.Schema[labelColumn];
+        var active = label is null ? new[] { features } : new[] { features, label.Value };
+        long? known = data.GetRowCount();
+        int capacity = (int)Math.Min(known ?? 1024, int.MaxValue / Math.Max(featureSize, 1));
+        var x = new float[(long)Math.Max(capacity, 1) * featureSize];
+        long[]? classes = labelKind == LabelKind.ClassIndex ? new long[Math.Max(capacity, 1)] : null;
+        float[]? targets = labelKind == LabelKind.Float ? new float[Math.Max(capacity, 1)] : null;
+
+        using var cursor = data.GetRowCursor(active);
+        var reader = new FeatureRowReader(cursor, features, featureSize);
+        ValueGetter<uint>? keyGetter = labelKind == LabelKind.ClassIndex ? cursor.GetGetter<uint>(label!.Value) : null;
+        ValueGetter<float>? floatGetter = labelKind == LabelKind.Float ? cursor.GetGetter<float>(label!.Value) : null;
+        uint key = 0;
+        float value = 0;
+        int rows = 0;
+        while (cursor.MoveNext())
+        {
+            if ((long)(rows + 1) * featureSize > x.Length)
+            {
+                long grown = Math.Min((long)x.Length * 2, (long)int.MaxValue / featureSize * featureSize);
+                if (grown <= x.Length) throw new InvalidOperationException($"Column '{featureColumn}' holds more rows than fit in one array.");
+                Array.Resize(ref x, (int)grown);
+                if (classes is not null) Array.Resize(ref classes, (int)(grown / featureSize));
+                if (targets is not null) Array.Resize(ref targets, (int)(grown / featureSize));
+            }
+            reader.Read(x.AsSpan(rows * featureSize, featureSize), rows);
+            if (keyGetter is not null)
+            {
+                keyGetter(ref key);
+                if (key == 0) throw new InvalidOperationException($"Label column '{labelColumn}' row {rows} is missing (key 0); drop rows without a label first.");
+                if (classCount > 0 && key > classCount) throw new InvalidOperationException($"Label column '{labelColumn}' row {rows} has key {key}, beyond its {classCount} classes.");
+                classes![rows] = key - 1;
+            }
+            else if (floatGetter is not null)
+            {
+                floatGetter(ref value);
+                if (!float.IsFinite(value)) throw new InvalidOperationException($"Label column '{labelColumn}' row {rows} holds {value}; regression needs finite labels.");
+                targets![rows] = value;
+            }
+            rows++;
+        }
+        if (rows == 0) throw new InvalidOperationException($"The data has no rows: nothing to train on (column '{featureColumn}').");
+        if ((long)rows * featureSize != x.Length) Array.Resize(ref x, rows * featureSize);
+        if (classes is not null && classes.Length != rows) Array.Resize(ref classes, rows);
+        if (targets is not null && targets.Length != rows) Array.Resize(ref targets, rows);
+        return new LoadedColumns { Features = x, Rows = rows, FeatureSize = featureSize, ClassIndices = classes, Targets = targets };
+    }
+
+    /// <summary>Splits rows into (train, validation) after a seeded shuffle; <paramref name="fraction"/> of the rows validate.</summary>
+    public static (Training.TensorData Train, Training.TensorData Validation) Split(Training.TensorData data, double fraction, int seed)
+    {
+        long n = data.Count;
+        long validationRows = (long)Math.Round(n * fraction);
+        if (validationRows < 1 || validationRows >= n)
+            throw new InvalidOperationException($"ValidationFraction {fraction} of {n} rows leaves no rows for training or validation.");
+        using var generator = new Generator((ulong)(uint)seed);
+        using var order = randperm(n, generator: generator);
+        using var trainIndex = order.slice(0, 0, n - validationRows, 1);
+        using var validationIndex = order.slice(0, n - validationRows, n, 1);
+        var (tx, ty) = data.Select(trainIndex);
+        var (vx, vy) = data.Select(validationIndex);
+        return (new Training.TensorData(tx, ty), new Training.TensorData(vx, vy));
+    }
+}

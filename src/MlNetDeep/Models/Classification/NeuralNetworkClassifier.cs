@@ -1,0 +1,124 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using MlNetDeep.Data;
+using MlNetDeep.Models.Common;
+using MlNetDeep.Networks;
+using MlNetDeep.Persistence;
+using MlNetDeep.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Models.Classification;
+
+/// <summary>Options of the multiclass neural-network trainer (MLP or CNN).</summary>
+public sealed class NeuralNetworkClassifierOptions : DeepTrainerOptions
+{
+    /// <summary>The label column: a key type (use MapValueToKey).</summary>
+    public string LabelColumnName { get; set; } = "Label";
+
+    /// <summary>The network; its Dense(Dense.TaskOutputs) layer is sized to the label's classes. An MLP(128) by default.</summary>
+    public NetworkSpec Network { get; set; } = Networks.Networks.Mlp();
+
+    /// <summary>Output column of class probabilities (vector&lt;float&gt;[classes]).</summary>
+    public string ScoreColumnName { get; set; } = "Score";
+
+    /// <summary>Output column of the predicted class (a key with the label's key values).</summary>
+    public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+
+    internal override void Validate()
+    {
+        base.Validate();
+        if (Network is null) throw new ArgumentNullException(nameof(Network));
+        if (string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentException("LabelColumnName must name a column.", nameof(LabelColumnName));
+    }
+}
+
+/// <summary>Trains a neural network to classify rows into the label's classes, with cross-entropy.</summary>
+public sealed class NeuralNetworkClassifier : DeepEstimator<NeuralNetworkClassifierOptions, NeuralNetworkClassificationTransformer>
+{
+    public NeuralNetworkClassifier(IHostEnvironment env, NeuralNetworkClassifierOptions options) : base(env, options) { }
+
+    protected override string Name => "NeuralNetworkClassifier";
+
+    protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(task.Outputs);
+
+    protected override TaskSetup Setup(DataViewSchema schema)
+    {
+        var label = ColumnChecks.Find(schema, Options.LabelColumnName, "label");
+        ColumnChecks.RequireKeyLabel(label);
+        int classes = ColumnChecks.KeyCount(schema[Options.LabelColumnName]);
+        if (classes < 2) throw new ArgumentOutOfRangeException(nameof(Options.LabelColumnName), $"The label column '{Options.LabelColumnName}' has {classes} class(es); classification needs at least 2.");
+        return new TaskSetup(Options.LabelColumnName, LabelKind.ClassIndex, classes, classes, new CrossEntropyObjective(Options.Network.EndsWithSoftmax));
+    }
+
+    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
+    {
+        var label = ColumnChecks.Find(inputSchema, Options.LabelColumnName, "label");
+        ColumnChecks.RequireKeyLabel(label);
+        var labelColumn = inputSchema.Last(c => c.Name == Options.LabelColumnName);
+        var keyAnnotations = new SchemaShape(labelColumn.Annotations.Where(a => a.Name == "KeyValues"));
+        var slotAnnotations = new SchemaShape(keyAnnotations.Select(a => SchemaShapes.Column("SlotNames", a.Kind, TextDataViewType.Instance, false)));
+        yield return SchemaShapes.Column(Options.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, slotAnnotations);
+        yield return SchemaShapes.Column(Options.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true, keyAnnotations);
+    }
+
+    protected override NeuralNetworkClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+        TaskSetup task, DataViewSchema schema, TrainingHistory history) =>
+        new(module, network, Options.FeatureColumnName, inputShape, device, Options.ScoringBatchSize, task.ClassCount,
+            KeyValues.From(schema[Options.LabelColumnName]), Options.ScoreColumnName, Options.PredictedLabelColumnName) { History = history };
+}
+
+/// <summary>A trained classifier: adds Score (class probabilities) and PredictedLabel (key) columns.</summary>
+public sealed class NeuralNetworkClassificationTransformer : DeepTransformer
+{
+    internal const string KindName = "MulticlassNeuralNetwork";
+
+    static NeuralNetworkClassificationTransformer() => DeepModelFile.Register(KindName,
+        record => record.Network.Build(record.InputShape),
+        (record, module, device) => new NeuralNetworkClassificationTransformer(module, record.Network, record.FeatureColumnName, record.InputShape, device,
+            record.ScoringBatchSize, record.Get<int>("classes"),
+            record.GetOrDefault<string>("keyValuesType") is { } type ? new KeyValues(type, record.Get<string[]>("keyValues")) : null,
+            record.Get<string>("scoreColumn"), record.Get<string>("predictedLabelColumn")));
+
+    internal static void EnsureRegistered() { }
+
+    private readonly KeyValues? _keyValues;
+    private readonly bool _outputsProbabilities;
+
+    internal NeuralNetworkClassificationTransformer(nn.Module module, NetworkSpec network, string featureColumnName, int[] inputShape, Device device,
+        int scoringBatchSize, int classes, KeyValues? keyValues, string scoreColumn, string predictedLabelColumn)
+        : base(module, network, featureColumnName, inputShape, device, scoringBatchSize)
+    {
+        ClassCount = classes;
+        _keyValues = keyValues;
+        _outputsProbabilities = network.EndsWithSoftmax;
+        OutputColumns =
+        [
+            new VectorOutputColumn(scoreColumn, 0, classes, keyValues),
+            new ArgMaxKeyOutputColumn(predictedLabelColumn, 0, classes, keyValues),
+        ];
+    }
+
+    public int ClassCount { get; }
+
+    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    public override int OutputWidth => ClassCount;
+    public override string Kind => KindName;
+
+    protected override Tensor Forward(Tensor inputs)
+    {
+        var output = ((nn.Module<Tensor, Tensor>)Module).call(inputs);
+        return _outputsProbabilities ? output : nn.functional.softmax(output, 1);
+    }
+
+    internal override TransformerRecord ToRecord() => new TransformerRecord
+    {
+        Kind = KindName, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,
+    }
+        .With("classes", ClassCount)
+        .With("keyValuesType", _keyValues?.TypeName)
+        .With("keyValues", _keyValues?.Values.ToArray())
+        .With("scoreColumn", OutputColumns[0].Name)
+        .With("predictedLabelColumn", OutputColumns[1].Name);
+}

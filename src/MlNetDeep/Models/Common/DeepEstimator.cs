@@ -1,0 +1,113 @@
+using Microsoft.ML;
+using Microsoft.ML.Runtime;
+using MlNetDeep.Data;
+using MlNetDeep.Native;
+using MlNetDeep.Networks;
+using MlNetDeep.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Models.Common;
+
+/// <summary>What a family's estimator tells the shared Fit about its task.</summary>
+public sealed record TaskSetup(string? LabelColumnName, LabelKind LabelKind, int Outputs, int ClassCount, TrainingObjective Objective);
+
+/// <summary>
+/// The base of every deep trainer on a single feature column: checks the schema (for GetOutputSchema and Fit alike),
+/// reads the data into tensors, builds the network, runs the one training engine and hands the trained module to
+/// the family's transformer.
+/// </summary>
+public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransformer>
+    where TOptions : DeepTrainerOptions
+    where TTransformer : DeepTransformer
+{
+    protected DeepEstimator(IHostEnvironment env, TOptions options)
+    {
+        Environment = env ?? throw new ArgumentNullException(nameof(env));
+        Options = options ?? throw new ArgumentNullException(nameof(options));
+        options.Validate();
+    }
+
+    protected IHostEnvironment Environment { get; }
+
+    public TOptions Options { get; }
+
+    /// <summary>A name for logs and seeds.</summary>
+    protected abstract string Name { get; }
+
+    /// <summary>The family's network for this task (TaskOutputs layers resolved).</summary>
+    protected abstract NetworkSpec NetworkFor(TaskSetup task);
+
+    /// <summary>Checks the label (or other task columns) in a schema and says what the task is.</summary>
+    protected abstract TaskSetup Setup(DataViewSchema schema);
+
+    /// <summary>The output columns for GetOutputSchema, from the input's shape (checking it).</summary>
+    protected abstract IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema);
+
+    protected abstract TTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device, TaskSetup task, DataViewSchema schema, TrainingHistory history);
+
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        var features = ColumnChecks.Find(inputSchema, Options.FeatureColumnName, "feature");
+        ColumnChecks.RequireFloatFeatures(features);
+        return SchemaShapes.Extend(inputSchema, OutputShapes(inputSchema));
+    }
+
+    public TTransformer Fit(IDataView input)
+    {
+        TorchRuntime.EnsureLoaded();
+        var schema = input.Schema;
+        var featureColumn = ColumnChecks.Find(schema, Options.FeatureColumnName, "feature");
+        int featureSize = ColumnChecks.RequireFloatFeatures(featureColumn);
+        ColumnChecks.RequireShape(featureColumn, featureSize, Options.InputShape);
+        int[] inputShape = Options.InputShape ?? [featureSize];
+        var task = Setup(schema);
+        var network = NetworkFor(task);
+        var output = network.OutputShape(inputShape);
+        if (output.Aggregate(1, (a, b) => a * b) != task.Outputs)
+            throw new ArgumentException(task.ClassCount > 0
+                ? $"The network '{network.Name}' outputs {string.Join("x", output)} values, but the label '{task.LabelColumnName}' has {task.ClassCount} classes. " +
+                  "End the network with Dense(Dense.TaskOutputs) to size it to the label."
+                : $"The network '{network.Name}' outputs {string.Join("x", output)} values, but the task needs {task.Outputs}.", nameof(Options));
+
+        int seed = Options.Seed ?? HostEnvironments.NextSeed(Environment, Name);
+        var device = HostEnvironments.Device(Environment);
+
+        var loaded = DataViewTensors.Load(input, Options.FeatureColumnName, featureSize, task.LabelColumnName, task.LabelKind, task.ClassCount);
+        using var all = loaded.ToTensorData(inputShape);
+        TensorData train = all;
+        TensorData? validation = null;
+        try
+        {
+            if (Options.ValidationFraction > 0)
+                (train, validation) = DataViewTensors.Split(all, Options.ValidationFraction, seed);
+            else if (Options.ValidationData is { } validationData)
+            {
+                var v = ColumnChecks.Find(validationData.Schema, Options.FeatureColumnName, "validation feature");
+                if (ColumnChecks.RequireFloatFeatures(v) != featureSize)
+                    throw new ArgumentException($"ValidationData's column '{Options.FeatureColumnName}' has {v.Size} values per row, the training data {featureSize}.");
+                var validationSetup = Setup(validationData.Schema);
+                validation = DataViewTensors.Load(validationData, Options.FeatureColumnName, featureSize, validationSetup.LabelColumnName, task.LabelKind, task.ClassCount).ToTensorData(inputShape);
+            }
+
+            TorchRuntime.Seed(seed);
+            var module = network.Build(inputShape);
+            try
+            {
+                module.to(device);
+                var history = TrainingEngine.Fit(module, task.Objective, train, validation, Options, device, seed);
+                return CreateTransformer(module, network, inputShape, device, task, schema, history);
+            }
+            catch
+            {
+                module.Dispose();
+                throw;
+            }
+        }
+        finally
+        {
+            if (!ReferenceEquals(train, all)) train.Dispose();
+            validation?.Dispose();
+        }
+    }
+}

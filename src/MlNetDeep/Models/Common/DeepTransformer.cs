@@ -1,0 +1,127 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MlNetDeep.Data;
+using MlNetDeep.Networks;
+using MlNetDeep.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Models.Common;
+
+/// <summary>
+/// The base of every fitted deep model: an ML.NET <see cref="ITransformer"/> that adds output columns computed by a
+/// TorchSharp network from one feature column. Transform is lazy (scored in batches as rows are read); PredictionEngine
+/// works through the row-to-row mapper. Save with <c>mlContext.Model.SaveDeep</c>, not ML.NET's Model.Save.
+/// </summary>
+public abstract class DeepTransformer : ITransformer, IDisposable
+{
+    private readonly object _gate = new();
+    private readonly nn.Module _module;
+    private bool _disposed;
+
+    protected DeepTransformer(nn.Module module, NetworkSpec network, string featureColumnName, int[] inputShape, Device device, int scoringBatchSize)
+    {
+        _module = module;
+        _module.eval();
+        Network = network;
+        FeatureColumnName = featureColumnName;
+        InputShape = inputShape;
+        FeatureSize = inputShape.Aggregate(1, (a, b) => a * b);
+        Device = device;
+        ScoringBatchSize = scoringBatchSize;
+    }
+
+    /// <summary>The network's layer spec.</summary>
+    public NetworkSpec Network { get; }
+
+    /// <summary>The column the network reads.</summary>
+    public string FeatureColumnName { get; }
+
+    /// <summary>The shape of one sample as the network sees it.</summary>
+    public int[] InputShape { get; }
+
+    public int FeatureSize { get; }
+
+    /// <summary>The device the network runs on.</summary>
+    public Device Device { get; }
+
+    public int ScoringBatchSize { get; }
+
+    /// <summary>The training run's per-epoch metrics (null for a model loaded from a file).</summary>
+    public TrainingHistory? History { get; init; }
+
+    /// <summary>The TorchSharp module (in eval mode); for inspection, e.g. of filters.</summary>
+    public nn.Module Module => _module;
+
+    /// <summary>The columns this transformer adds, in order.</summary>
+    public abstract IReadOnlyList<OutputColumn> OutputColumns { get; }
+
+    /// <summary>Floats per row that <see cref="Forward"/> returns (the output columns read slices of it).</summary>
+    public abstract int OutputWidth { get; }
+
+    /// <summary>The network's scoring pass: inputs [n, ...InputShape] to outputs [n, OutputWidth].</summary>
+    protected abstract Tensor Forward(Tensor inputs);
+
+    /// <summary>A name for this family in saved models.</summary>
+    public abstract string Kind { get; }
+
+    /// <summary>Scores <paramref name="rows"/> rows of <paramref name="features"/> into <paramref name="outputs"/>.</summary>
+    public void Score(float[] features, int rows, float[] outputs)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_gate)
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var x = tensor(features.AsSpan(0, rows * FeatureSize).ToArray(), [rows, .. InputShape.Select(d => (long)d)]).to(Device);
+            var y = Forward(x).to(CPU).to(float32).contiguous();
+            if (y.shape.Length != 2 || y.shape[1] != OutputWidth)
+                throw new InvalidOperationException($"The network produced [{string.Join(", ", y.shape)}], expected [{rows}, {OutputWidth}].");
+            y.data<float>().CopyTo(outputs.AsSpan(0, rows * OutputWidth));
+        }
+    }
+
+    public bool IsRowToRowMapper => true;
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    {
+        CheckInput(inputSchema);
+        var builder = new DataViewSchema.Builder();
+        builder.AddColumns(inputSchema);
+        foreach (var column in OutputColumns)
+        {
+            var annotations = new DataViewSchema.Annotations.Builder();
+            column.AddAnnotations(annotations);
+            builder.AddColumn(column.Name, column.Type, annotations.ToAnnotations());
+        }
+        return builder.ToSchema();
+    }
+
+    /// <summary>Checks that <paramref name="inputSchema"/> has the feature column this model was trained on.</summary>
+    public void CheckInput(DataViewSchema inputSchema)
+    {
+        var column = ColumnChecks.Find(inputSchema, FeatureColumnName, "feature");
+        int size = ColumnChecks.RequireFloatFeatures(column);
+        if (size != FeatureSize)
+            throw new ArgumentOutOfRangeException("inputSchema", $"The feature column '{FeatureColumnName}' has {size} values per row ({column.TypeText}), but this model was trained on {FeatureSize} (shape [{string.Join(", ", InputShape)}]).");
+    }
+
+    public IDataView Transform(IDataView input) => new ScoringDataView(input, this);
+
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new ScoringRowMapper(this, inputSchema);
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) =>
+        throw new NotSupportedException($"ML.NET's Model.Save cannot store a {GetType().Name} (ML.NET keeps its model-saving API internal). " +
+            "Save the whole pipeline with mlContext.Model.SaveDeep(model, inputSchema, path) and load it with mlContext.Model.LoadDeep(path, out schema).");
+
+    /// <summary>The family-specific part of a saved model (settings beyond the network, weights and feature column).</summary>
+    internal abstract Persistence.TransformerRecord ToRecord();
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _module.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}

@@ -1,0 +1,89 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using MlNetDeep.Data;
+using MlNetDeep.Models.Common;
+using MlNetDeep.Networks;
+using MlNetDeep.Persistence;
+using MlNetDeep.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Models.Regression;
+
+/// <summary>Options of the neural-network regression trainer.</summary>
+public sealed class NeuralNetworkRegressorOptions : DeepTrainerOptions
+{
+    /// <summary>The label column: Single.</summary>
+    public string LabelColumnName { get; set; } = "Label";
+
+    /// <summary>The network; its Dense(Dense.TaskOutputs) layer becomes one output. An MLP(64) by default.</summary>
+    public NetworkSpec Network { get; set; } = Networks.Networks.Mlp(64);
+
+    /// <summary>Output column of the prediction (Single).</summary>
+    public string ScoreColumnName { get; set; } = "Score";
+
+    internal override void Validate()
+    {
+        base.Validate();
+        if (Network is null) throw new ArgumentNullException(nameof(Network));
+        if (string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentException("LabelColumnName must name a column.", nameof(LabelColumnName));
+    }
+}
+
+/// <summary>Trains a neural network to predict a float label, with mean squared error.</summary>
+public sealed class NeuralNetworkRegressor : DeepEstimator<NeuralNetworkRegressorOptions, NeuralNetworkRegressionTransformer>
+{
+    public NeuralNetworkRegressor(IHostEnvironment env, NeuralNetworkRegressorOptions options) : base(env, options) { }
+
+    protected override string Name => "NeuralNetworkRegressor";
+
+    protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(1);
+
+    protected override TaskSetup Setup(DataViewSchema schema)
+    {
+        ColumnChecks.RequireFloatLabel(ColumnChecks.Find(schema, Options.LabelColumnName, "label"));
+        return new TaskSetup(Options.LabelColumnName, LabelKind.Float, 1, 0, new MeanSquaredErrorObjective());
+    }
+
+    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
+    {
+        ColumnChecks.RequireFloatLabel(ColumnChecks.Find(inputSchema, Options.LabelColumnName, "label"));
+        yield return SchemaShapes.Column(Options.ScoreColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single, false);
+    }
+
+    protected override NeuralNetworkRegressionTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+        TaskSetup task, DataViewSchema schema, TrainingHistory history) =>
+        new(module, network, Options.FeatureColumnName, inputShape, device, Options.ScoringBatchSize, Options.ScoreColumnName) { History = history };
+}
+
+/// <summary>A trained regressor: adds the Score column.</summary>
+public sealed class NeuralNetworkRegressionTransformer : DeepTransformer
+{
+    internal const string KindName = "NeuralNetworkRegression";
+
+    static NeuralNetworkRegressionTransformer() => DeepModelFile.Register(KindName,
+        record => record.Network.Build(record.InputShape),
+        (record, module, device) => new NeuralNetworkRegressionTransformer(module, record.Network, record.FeatureColumnName, record.InputShape, device,
+            record.ScoringBatchSize, record.Get<string>("scoreColumn")));
+
+    internal static void EnsureRegistered() { }
+
+    internal NeuralNetworkRegressionTransformer(nn.Module module, NetworkSpec network, string featureColumnName, int[] inputShape, Device device,
+        int scoringBatchSize, string scoreColumn)
+        : base(module, network, featureColumnName, inputShape, device, scoringBatchSize)
+    {
+        OutputColumns = [new ScalarOutputColumn(scoreColumn, 0)];
+    }
+
+    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    public override int OutputWidth => 1;
+    public override string Kind => KindName;
+
+    protected override Tensor Forward(Tensor inputs) => ((nn.Module<Tensor, Tensor>)Module).call(inputs).reshape(-1, 1);
+
+    internal override TransformerRecord ToRecord() => new TransformerRecord
+    {
+        Kind = KindName, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,
+    }.With("scoreColumn", OutputColumns[0].Name);
+}

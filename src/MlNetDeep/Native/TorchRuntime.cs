@@ -1,0 +1,70 @@
+using Microsoft.ML;
+using TorchSharp;
+
+namespace MlNetDeep.Native;
+
+/// <summary>
+/// Makes sure TorchSharp's native libraries are loaded and picks the device a model trains on.
+/// </summary>
+public static class TorchRuntime
+{
+    private static readonly object Gate = new();
+    private static bool _loaded;
+
+    /// <summary>Loads libtorch (CPU, or CUDA where a CUDA libtorch is present); throws a clear error if it cannot.</summary>
+    public static void EnsureLoaded()
+    {
+        if (_loaded) return;
+        lock (Gate)
+        {
+            if (_loaded) return;
+            try
+            {
+                // Any call into the native shim loads it; this one is cheap and has no side effects.
+                using var probe = torch.zeros(1);
+                _loaded = true;
+            }
+            catch (Exception ex) when (ex is DllNotFoundException or TypeInitializationException or NotSupportedException or BadImageFormatException)
+            {
+                throw new InvalidOperationException(
+                    "TorchSharp's native library (libLibTorchSharp / libtorch) could not be loaded. " +
+                    "Build through the MlNetDeep projects (their build patches libLibTorchSharp.so for hosts whose libstdc++ " +
+                    "lacks GLIBCXX_3.4.32) and reference TorchSharp-cpu, or put a libtorch 2.10 with CUDA on LD_LIBRARY_PATH. " +
+                    "Inner error: " + (ex.InnerException?.Message ?? ex.Message), ex);
+            }
+        }
+    }
+
+    /// <summary>True when CUDA is usable by this process.</summary>
+    public static bool CudaAvailable
+    {
+        get { EnsureLoaded(); return torch.cuda.is_available(); }
+    }
+
+    /// <summary>
+    /// The device chosen the ML.NET way: <see cref="MLContext.GpuDeviceId"/> asks for a GPU;
+    /// <see cref="MLContext.FallbackToCpu"/> says whether a missing GPU falls back to the CPU or is an error.
+    /// </summary>
+    public static torch.Device SelectDevice(MLContext mlContext) =>
+        SelectDevice(mlContext.GpuDeviceId, mlContext.FallbackToCpu);
+
+    public static torch.Device SelectDevice(int? gpuDeviceId, bool fallbackToCpu)
+    {
+        EnsureLoaded();
+        if (gpuDeviceId is not int id) return torch.CPU;
+        if (id < 0) throw new ArgumentOutOfRangeException(nameof(gpuDeviceId), id, "MLContext.GpuDeviceId must be null (CPU) or a CUDA device index >= 0.");
+        if (torch.cuda.is_available() && id < torch.cuda.device_count()) return torch.device(DeviceType.CUDA, id);
+        if (fallbackToCpu) return torch.CPU;
+        throw new InvalidOperationException(torch.cuda.is_available()
+            ? $"MLContext.GpuDeviceId = {id}, but this machine has only {torch.cuda.device_count()} CUDA device(s). Set FallbackToCpu = true to train on the CPU instead."
+            : $"MLContext.GpuDeviceId = {id} asks for a GPU, but no CUDA device is usable here (TorchSharp-cpu, no CUDA libtorch, or no driver). Set FallbackToCpu = true to train on the CPU instead.");
+    }
+
+    /// <summary>Seeds every torch generator (CPU, and CUDA when present) from one integer.</summary>
+    public static void Seed(int seed)
+    {
+        EnsureLoaded();
+        torch.manual_seed(seed);
+        if (torch.cuda.is_available()) torch.cuda.manual_seed_all(seed);
+    }
+}

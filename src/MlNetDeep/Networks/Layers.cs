@@ -1,0 +1,243 @@
+using System.Text.Json.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Networks;
+
+/// <summary>Activation functions a layer can apply.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ActivationKind>))]
+public enum ActivationKind { None, ReLU, LeakyReLU, ELU, Sigmoid, Tanh, Softplus, GELU, Softmax }
+
+/// <summary>How a convolution or pooling window treats the border: Keras' "valid" (no padding) or "same" (output = ceil(input / stride)).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<PaddingMode>))]
+public enum PaddingMode { Valid, Same }
+
+/// <summary>
+/// One layer of a <see cref="NetworkSpec"/>: a small serialisable record that infers its output shape from its
+/// input shape (shapes exclude the batch dimension) and builds the TorchSharp module it stands for.
+/// </summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "type")]
+[JsonDerivedType(typeof(Dense), "Dense")]
+[JsonDerivedType(typeof(Conv2D), "Conv2D")]
+[JsonDerivedType(typeof(MaxPool2D), "MaxPool2D")]
+[JsonDerivedType(typeof(AvgPool2D), "AvgPool2D")]
+[JsonDerivedType(typeof(Dropout), "Dropout")]
+[JsonDerivedType(typeof(BatchNorm), "BatchNorm")]
+[JsonDerivedType(typeof(Flatten), "Flatten")]
+[JsonDerivedType(typeof(Reshape), "Reshape")]
+[JsonDerivedType(typeof(Activation), "Activation")]
+public abstract record Layer
+{
+    /// <summary>The shape this layer produces for one sample of shape <paramref name="input"/>.</summary>
+    public abstract int[] OutputShape(int[] input);
+
+    /// <summary>The TorchSharp module for an input of shape <paramref name="input"/>.</summary>
+    public abstract nn.Module<Tensor, Tensor> Build(int[] input);
+
+    /// <summary>A short description for network summaries.</summary>
+    public virtual string Describe() => GetType().Name;
+
+    protected InvalidOperationException ShapeError(int[] input, string expected) =>
+        new($"{Describe()} expects {expected}, but its input has shape [{string.Join(", ", input)}].");
+
+    protected static int Product(int[] shape) => shape.Aggregate(1, (a, b) => a * b);
+}
+
+/// <summary>A fully connected layer over a flat input.</summary>
+/// <param name="Units">Number of outputs; <see cref="TaskOutputs"/> (0) means as many as the task needs (classes, or targets).</param>
+public sealed record Dense(int Units, ActivationKind Activation = ActivationKind.None, bool UseBias = true) : Layer
+{
+    /// <summary>Units = 0: the trainer sets the width to the task's output count.</summary>
+    public const int TaskOutputs = 0;
+
+    public override int[] OutputShape(int[] input)
+    {
+        if (input.Length != 1) throw ShapeError(input, "a flat input (add a Flatten layer before it)");
+        if (Units < 0) throw new InvalidOperationException($"Dense units must be positive, got {Units}.");
+        if (Units == TaskOutputs) throw new InvalidOperationException("Dense(Units: TaskOutputs) must be resolved by the trainer before its shape is known.");
+        return [Units];
+    }
+
+    public override nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        OutputShape(input);
+        return Activations.Wrap(nn.Linear(input[0], Units, hasBias: UseBias), Activation);
+    }
+
+    public override string Describe() => $"Dense({(Units == TaskOutputs ? "outputs" : Units)}{Activations.Suffix(Activation)})";
+}
+
+/// <summary>A 2-D convolution over [channels, height, width].</summary>
+public sealed record Conv2D(int Filters, int KernelSize, int Stride = 1, PaddingMode Padding = PaddingMode.Valid,
+    ActivationKind Activation = ActivationKind.None, bool UseBias = true) : Layer
+{
+    public override int[] OutputShape(int[] input)
+    {
+        if (input.Length != 3) throw ShapeError(input, "an image shape [channels, height, width]");
+        if (Filters <= 0 || KernelSize <= 0 || Stride <= 0) throw new InvalidOperationException($"{Describe()}: filters, kernel size and stride must be positive.");
+        var (h, w) = (Windows.OutSize(input[1], KernelSize, Stride, Padding), Windows.OutSize(input[2], KernelSize, Stride, Padding));
+        if (h <= 0 || w <= 0) throw ShapeError(input, $"an image of at least {KernelSize}x{KernelSize} pixels");
+        return [Filters, h, w];
+    }
+
+    public override nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        OutputShape(input);
+        var conv = nn.Conv2d(input[0], Filters, KernelSize, stride: Stride, bias: UseBias);
+        return Activations.Wrap(Windows.WithSamePadding(conv, input, KernelSize, Stride, Padding, padValue: 0), Activation);
+    }
+
+    public override string Describe() => $"Conv2D({Filters}, {KernelSize}x{KernelSize}, stride {Stride}, {Padding.ToString().ToLowerInvariant()}{Activations.Suffix(Activation)})";
+}
+
+/// <summary>Max pooling over [channels, height, width]; the stride defaults to the pool size.</summary>
+public sealed record MaxPool2D(int PoolSize = 2, int? Stride = null, PaddingMode Padding = PaddingMode.Valid) : Layer
+{
+    public override int[] OutputShape(int[] input) => Windows.PoolShape(this, input, PoolSize, Stride ?? PoolSize, Padding);
+    public override nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        OutputShape(input);
+        int stride = Stride ?? PoolSize;
+        return Windows.WithSamePadding(nn.MaxPool2d(PoolSize, stride), input, PoolSize, stride, Padding, padValue: double.NegativeInfinity);
+    }
+    public override string Describe() => $"MaxPool2D({PoolSize}x{PoolSize}, stride {Stride ?? PoolSize})";
+}
+
+/// <summary>Average pooling over [channels, height, width]; the stride defaults to the pool size.</summary>
+public sealed record AvgPool2D(int PoolSize = 2, int? Stride = null, PaddingMode Padding = PaddingMode.Valid) : Layer
+{
+    public override int[] OutputShape(int[] input) => Windows.PoolShape(this, input, PoolSize, Stride ?? PoolSize, Padding);
+    public override nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        OutputShape(input);
+        int stride = Stride ?? PoolSize;
+        return Windows.WithSamePadding(nn.AvgPool2d(PoolSize, stride), input, PoolSize, stride, Padding, padValue: 0);
+    }
+    public override string Describe() => $"AvgPool2D({PoolSize}x{PoolSize}, stride {Stride ?? PoolSize})";
+}
+
+/// <summary>Dropout: zeroes a fraction <paramref name="Rate"/> of its inputs while training.</summary>
+public sealed record Dropout(double Rate) : Layer
+{
+    public override int[] OutputShape(int[] input)
+    {
+        if (Rate is < 0 or >= 1 || double.IsNaN(Rate)) throw new InvalidOperationException($"Dropout rate must be in [0, 1), got {Rate}.");
+        return input;
+    }
+    public override nn.Module<Tensor, Tensor> Build(int[] input) { OutputShape(input); return nn.Dropout(Rate); }
+    public override string Describe() => $"Dropout({Rate})";
+}
+
+/// <summary>Batch normalisation over the features of a flat input or the channels of an image.</summary>
+public sealed record BatchNorm(double Momentum = 0.1, double Epsilon = 1e-5) : Layer
+{
+    public override int[] OutputShape(int[] input)
+    {
+        if (input.Length is not (1 or 3)) throw ShapeError(input, "a flat input or an image [channels, height, width]");
+        return input;
+    }
+    public override nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        OutputShape(input);
+        return input.Length == 1 ? nn.BatchNorm1d(input[0], Epsilon, Momentum) : nn.BatchNorm2d(input[0], Epsilon, Momentum);
+    }
+}
+
+/// <summary>Flattens a sample to one dimension.</summary>
+public sealed record Flatten : Layer
+{
+    public override int[] OutputShape(int[] input) => [Product(input)];
+    public override nn.Module<Tensor, Tensor> Build(int[] input) => nn.Flatten();
+}
+
+/// <summary>Reshapes a sample to <paramref name="Shape"/> (same number of elements).</summary>
+public sealed record Reshape(int[] Shape) : Layer
+{
+    public override int[] OutputShape(int[] input)
+    {
+        if (Shape is null || Shape.Length == 0 || Shape.Any(d => d <= 0)) throw new InvalidOperationException("Reshape needs a shape of positive sizes.");
+        if (Product(Shape) != Product(input)) throw ShapeError(input, $"{Product(Shape)} elements to reshape to [{string.Join(", ", Shape)}]");
+        return Shape;
+    }
+    public override nn.Module<Tensor, Tensor> Build(int[] input) { OutputShape(input); return new ReshapeModule(Shape); }
+    public override string Describe() => $"Reshape([{string.Join(", ", Shape)}])";
+    public bool Equals(Reshape? other) => other is not null && Shape.SequenceEqual(other.Shape);
+    public override int GetHashCode() => Shape.Aggregate(17, (h, d) => h * 31 + d);
+}
+
+/// <summary>A standalone activation; <paramref name="Alpha"/> is LeakyReLU's negative slope or ELU's alpha.</summary>
+public sealed record Activation(ActivationKind Kind, double Alpha = 0) : Layer
+{
+    public override int[] OutputShape(int[] input) => input;
+    public override nn.Module<Tensor, Tensor> Build(int[] input) => Activations.Create(Kind, Alpha);
+    public override string Describe() => Kind.ToString();
+}
+
+internal static class Activations
+{
+    public static nn.Module<Tensor, Tensor> Create(ActivationKind kind, double alpha = 0) => kind switch
+    {
+        ActivationKind.None => nn.Identity(),
+        ActivationKind.ReLU => nn.ReLU(),
+        ActivationKind.LeakyReLU => nn.LeakyReLU(alpha == 0 ? 0.01 : alpha),
+        ActivationKind.ELU => nn.ELU(alpha == 0 ? 1.0 : alpha),
+        ActivationKind.Sigmoid => nn.Sigmoid(),
+        ActivationKind.Tanh => nn.Tanh(),
+        ActivationKind.Softplus => nn.Softplus(),
+        ActivationKind.GELU => nn.GELU(),
+        ActivationKind.Softmax => nn.Softmax(-1),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown activation."),
+    };
+
+    public static nn.Module<Tensor, Tensor> Wrap(nn.Module<Tensor, Tensor> module, ActivationKind activation) =>
+        activation == ActivationKind.None ? module : nn.Sequential(("layer", module), ("activation", Create(activation)));
+
+    public static string Suffix(ActivationKind activation) => activation == ActivationKind.None ? "" : ", " + activation;
+}
+
+internal static class Windows
+{
+    public static int OutSize(int size, int kernel, int stride, PaddingMode padding) =>
+        padding == PaddingMode.Same ? (size + stride - 1) / stride : size >= kernel ? (size - kernel) / stride + 1 : 0;
+
+    /// <summary>Keras' "same" padding: total = max((out - 1) * stride + kernel - size, 0), the extra pixel at the bottom/right.</summary>
+    public static (int Before, int After) SamePadding(int size, int kernel, int stride)
+    {
+        int outSize = (size + stride - 1) / stride;
+        int total = Math.Max((outSize - 1) * stride + kernel - size, 0);
+        return (total / 2, total - total / 2);
+    }
+
+    public static nn.Module<Tensor, Tensor> WithSamePadding(nn.Module<Tensor, Tensor> module, int[] input, int kernel, int stride, PaddingMode padding, double padValue)
+    {
+        if (padding == PaddingMode.Valid) return module;
+        var (top, bottom) = SamePadding(input[1], kernel, stride);
+        var (left, right) = SamePadding(input[2], kernel, stride);
+        if (top + bottom + left + right == 0) return module;
+        return nn.Sequential(("pad", new PadModule([left, right, top, bottom], padValue)), ("layer", module));
+    }
+
+    public static int[] PoolShape(Layer layer, int[] input, int pool, int stride, PaddingMode padding)
+    {
+        if (input.Length != 3) throw new InvalidOperationException($"{layer.Describe()} expects an image shape [channels, height, width], but its input has shape [{string.Join(", ", input)}].");
+        if (pool <= 0 || stride <= 0) throw new InvalidOperationException($"{layer.Describe()}: pool size and stride must be positive.");
+        int h = OutSize(input[1], pool, stride, padding), w = OutSize(input[2], pool, stride, padding);
+        if (h <= 0 || w <= 0) throw new InvalidOperationException($"{layer.Describe()} needs an input of at least {pool}x{pool} pixels, got [{string.Join(", ", input)}].");
+        return [input[0], h, w];
+    }
+}
+
+internal sealed class ReshapeModule : nn.Module<Tensor, Tensor>
+{
+    private readonly long[] _shape;
+    public ReshapeModule(int[] shape) : base("Reshape") { _shape = [-1, .. shape.Select(d => (long)d)]; }
+    public override Tensor forward(Tensor input) => input.reshape(_shape);
+}
+
+internal sealed class PadModule : nn.Module<Tensor, Tensor>
+{
+    private readonly long[] _pad;
+    private readonly double _value;
+    public PadModule(long[] pad, double value) : base("Pad") { _pad = pad; _value = value; }
+    public override Tensor forward(Tensor input) => nn.functional.pad(input, _pad, PaddingModes.Constant, _value);
+}

@@ -1,0 +1,167 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Networks;
+
+/// <summary>
+/// A network described as a list of layers (Keras' Sequential, as data): serialisable to JSON, with shape inference,
+/// and built into a TorchSharp module for a given input shape.
+/// </summary>
+public sealed record NetworkSpec
+{
+    public NetworkSpec(IEnumerable<Layer> layers) { Layers = layers.ToArray(); }
+
+    [JsonConstructor]
+    public NetworkSpec(IReadOnlyList<Layer> layers)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        if (layers.Any(l => l is null)) throw new ArgumentException("A network's layers cannot be null.", nameof(layers));
+        Layers = layers.ToArray();
+    }
+
+    /// <summary>A name for summaries and saved models.</summary>
+    public string Name { get; init; } = "network";
+
+    public IReadOnlyList<Layer> Layers { get; init; }
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static NetworkSpec FromJson(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<NetworkSpec>(json, Json) ?? throw new InvalidDataException("The network JSON is empty.");
+        }
+        catch (Exception ex) when (ex is JsonException or NotSupportedException or ArgumentException or InvalidOperationException)
+        {
+            throw new InvalidDataException("The network JSON is not a valid MlNetDeep network spec: " + ex.Message, ex);
+        }
+    }
+
+    /// <summary>The shape after each layer, for one sample of shape <paramref name="input"/> (batch excluded).</summary>
+    public IReadOnlyList<int[]> InferShapes(int[] input)
+    {
+        if (Layers.Count == 0) throw new InvalidOperationException($"Network '{Name}' has no layers.");
+        var shapes = new List<int[]>(Layers.Count);
+        var shape = input;
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            try { shape = Layers[i].OutputShape(shape); }
+            catch (InvalidOperationException ex) { throw new InvalidOperationException($"Network '{Name}', layer {i} ({Layers[i].Describe()}): {ex.Message}", ex); }
+            shapes.Add(shape);
+        }
+        return shapes;
+    }
+
+    public int[] OutputShape(int[] input) => InferShapes(input)[^1];
+
+    /// <summary>Replaces <c>Dense(Units: TaskOutputs)</c> layers with the task's output width.</summary>
+    public NetworkSpec WithTaskOutputs(int outputs) =>
+        this with { Layers = Layers.Select(l => l is Dense { Units: Dense.TaskOutputs } d ? d with { Units = outputs } : l).ToArray() };
+
+    /// <summary>True when the last layer (ignoring dropout) is a softmax, i.e. the network already outputs probabilities.</summary>
+    [JsonIgnore]
+    public bool EndsWithSoftmax
+    {
+        get
+        {
+            var last = Layers.LastOrDefault(l => l is not Dropout);
+            return last is Activation { Kind: ActivationKind.Softmax } or Dense { Activation: ActivationKind.Softmax };
+        }
+    }
+
+    /// <summary>Builds the TorchSharp module (on the CPU; move it with <c>.to(device)</c>).</summary>
+    public nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        InferShapes(input);
+        var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
+        var shape = input;
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            modules.Add(($"{i}", Layers[i].Build(shape)));
+            shape = Layers[i].OutputShape(shape);
+        }
+        return nn.Sequential(modules);
+    }
+
+    /// <summary>Trainable parameters of the network built for <paramref name="input"/>.</summary>
+    public long ParameterCount(int[] input)
+    {
+        using var module = Build(input);
+        return module.parameters().Sum(p => p.numel());
+    }
+
+    /// <summary>A Keras-style table: layer, output shape, parameters.</summary>
+    public string Summary(int[] input)
+    {
+        var shapes = InferShapes(input);
+        var sb = new StringBuilder();
+        sb.AppendLine($"{Name}: input [{string.Join(", ", input)}]");
+        long total = 0;
+        var shape = input;
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            long count;
+            using (var m = Layers[i].Build(shape)) count = m.parameters().Sum(p => p.numel());
+            total += count;
+            sb.AppendLine($"  {Layers[i].Describe(),-48} [{string.Join(", ", shapes[i])}]".PadRight(72) + $"{count,10:N0}");
+            shape = shapes[i];
+        }
+        sb.AppendLine($"  total parameters: {total:N0}");
+        return sb.ToString();
+    }
+
+    public bool Equals(NetworkSpec? other) => other is not null && Name == other.Name && Layers.SequenceEqual(other.Layers);
+    public override int GetHashCode() => Layers.Aggregate(Name.GetHashCode(), (h, l) => h * 31 + l.GetHashCode());
+}
+
+/// <summary>The course's networks, ready to use.</summary>
+public static class Networks
+{
+    /// <summary>The multilayer perceptron: Flatten - Dense(hidden, ReLU) - Dense(outputs).</summary>
+    public static NetworkSpec Mlp(int hidden = 128, ActivationKind activation = ActivationKind.ReLU) =>
+        new([new Flatten(), new Dense(hidden, activation), new Dense(Dense.TaskOutputs)]) { Name = $"mlp-{hidden}" };
+
+    /// <summary>A perceptron with several hidden layers of the given widths.</summary>
+    public static NetworkSpec Mlp(IEnumerable<int> hidden, ActivationKind activation = ActivationKind.ReLU, double dropout = 0)
+    {
+        var layers = new List<Layer> { new Flatten() };
+        foreach (var width in hidden)
+        {
+            layers.Add(new Dense(width, activation));
+            if (dropout > 0) layers.Add(new Dropout(dropout));
+        }
+        layers.Add(new Dense(Dense.TaskOutputs));
+        return new NetworkSpec(layers) { Name = "mlp-" + string.Join("-", hidden) };
+    }
+
+    /// <summary>The MLP preset used by the MNIST job: one hidden layer of 512 ReLU units with dropout 0.2.</summary>
+    public static NetworkSpec MnistMlp { get; } = new NetworkSpec(
+    [
+        new Flatten(), new Dense(512, ActivationKind.ReLU), new Dropout(0.2), new Dense(Dense.TaskOutputs),
+    ]) { Name = "mnist-mlp" };
+
+    /// <summary>
+    /// Keras' MNIST CNN: Conv2D(32, 3x3, ReLU) - Conv2D(64, 3x3, ReLU) - MaxPool(2) - Dropout(0.25) - Flatten -
+    /// Dense(128, ReLU) - Dropout(0.5) - Dense(outputs). Expects input [1, 28, 28].
+    /// </summary>
+    public static NetworkSpec KerasMnistCnn { get; } = new NetworkSpec(
+    [
+        new Conv2D(32, 3, Activation: ActivationKind.ReLU),
+        new Conv2D(64, 3, Activation: ActivationKind.ReLU),
+        new MaxPool2D(2),
+        new Dropout(0.25),
+        new Flatten(),
+        new Dense(128, ActivationKind.ReLU),
+        new Dropout(0.5),
+        new Dense(Dense.TaskOutputs),
+    ]) { Name = "keras-mnist-cnn" };
+
+    /// <summary>A linear model (one Dense layer): logistic or linear regression as a network.</summary>
+    public static NetworkSpec Linear { get; } = new NetworkSpec([new Flatten(), new Dense(Dense.TaskOutputs)]) { Name = "linear" };
+}

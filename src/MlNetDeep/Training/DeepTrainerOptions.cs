@@ -1,0 +1,81 @@
+using Microsoft.ML;
+
+namespace MlNetDeep.Training;
+
+/// <summary>
+/// What every deep trainer shares: the feature column, how long and how it trains, validation, early stopping,
+/// progress and cancellation. Family options (classification, regression, autoencoders...) add their own.
+/// </summary>
+public abstract class DeepTrainerOptions
+{
+    /// <summary>The input column: vector&lt;float&gt; of known size, or a float.</summary>
+    public string FeatureColumnName { get; set; } = "Features";
+
+    /// <summary>The shape of one sample, e.g. [1, 28, 28] for a grey 28x28 image; null means a flat vector.</summary>
+    public int[]? InputShape { get; set; }
+
+    /// <summary>Passes over the training data.</summary>
+    public int Epochs { get; set; } = 10;
+
+    /// <summary>Samples per gradient step (mini-batch size).</summary>
+    public int BatchSize { get; set; } = 32;
+
+    /// <summary>The optimiser and its learning rate; Adam(1e-3) by default.</summary>
+    public OptimizerSpec Optimizer { get; set; } = new Adam();
+
+    /// <summary>How the learning rate changes per epoch; null keeps it constant.</summary>
+    public LearningRateSchedule? LearningRateSchedule { get; set; }
+
+    /// <summary>Stop when the validation loss (training loss without validation data) stops improving; null trains all epochs.</summary>
+    public EarlyStopping? EarlyStopping { get; set; }
+
+    /// <summary>Fraction of the training rows held out (after a seeded shuffle) to validate on after each epoch; 0 for none.</summary>
+    public double ValidationFraction { get; set; }
+
+    /// <summary>Data to validate on after each epoch, instead of a held-out fraction.</summary>
+    public IDataView? ValidationData { get; set; }
+
+    /// <summary>Shuffle the training rows each epoch (from the seed).</summary>
+    public bool Shuffle { get; set; } = true;
+
+    /// <summary>Seed for weights, shuffling and dropout; null draws it from the MLContext (whose own seed makes runs repeatable).</summary>
+    public int? Seed { get; set; }
+
+    /// <summary>Rows per forward pass when scoring (Transform) and validating.</summary>
+    public int ScoringBatchSize { get; set; } = 1024;
+
+    /// <summary>Largest training set (in bytes of float features) staged whole on a GPU; larger sets move batch by batch.</summary>
+    public long MaxStagedBytes { get; set; } = 4L << 30;
+
+    /// <summary>Receives progress after every few batches and each epoch's metrics.</summary>
+    public IProgress<TrainingProgress>? Progress { get; set; }
+
+    /// <summary>Cancels training between batches (Fit then throws OperationCanceledException).</summary>
+    public CancellationToken CancellationToken { get; set; }
+
+    /// <summary>A per-batch change of the training inputs (data augmentation, input corruption); never applied when scoring.</summary>
+    public IBatchTransform? TrainingInputTransform { get; set; }
+
+    internal virtual void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(FeatureColumnName)) throw new ArgumentException("FeatureColumnName must name a column.", nameof(FeatureColumnName));
+        if (Epochs <= 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be at least 1.");
+        if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
+        if (ScoringBatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), ScoringBatchSize, "ScoringBatchSize must be at least 1.");
+        if (ValidationFraction is < 0 or >= 1 || double.IsNaN(ValidationFraction))
+            throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "ValidationFraction must be in [0, 1).");
+        if (ValidationFraction > 0 && ValidationData is not null)
+            throw new ArgumentException("Give either ValidationFraction or ValidationData, not both.");
+        if (Optimizer is null) throw new ArgumentNullException(nameof(Optimizer));
+        Optimizer.Validate();
+        if (InputShape is { } shape && (shape.Length == 0 || shape.Any(d => d <= 0)))
+            throw new ArgumentException($"InputShape [{string.Join(", ", shape)}] must have positive sizes.", nameof(InputShape));
+        if (EarlyStopping is { Patience: < 0 }) throw new ArgumentOutOfRangeException(nameof(EarlyStopping), "EarlyStopping.Patience must be >= 0.");
+    }
+}
+
+/// <summary>Changes a batch of training inputs [batch, ...sample shape] on the training device (augmentation, corruption).</summary>
+public interface IBatchTransform
+{
+    TorchSharp.torch.Tensor Apply(TorchSharp.torch.Tensor batch, TorchSharp.torch.Generator generator);
+}

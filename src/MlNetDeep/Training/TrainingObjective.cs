@@ -1,0 +1,46 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Training;
+
+/// <summary>
+/// What a training step computes for one family (the module stays plain TorchSharp; the objective knows how to
+/// call it and what the loss is): e.g. cross-entropy for classification, squared error for regression.
+/// </summary>
+public abstract class TrainingObjective
+{
+    /// <summary>True when <see cref="Step"/> returns a count of correct predictions (classification).</summary>
+    public virtual bool HasAccuracy => false;
+
+    /// <summary>
+    /// The mean loss of a batch (a scalar that backward() can run on) and, for classification, the number of
+    /// correct predictions (a scalar tensor), or null.
+    /// </summary>
+    public abstract (Tensor Loss, Tensor? Correct) Step(nn.Module model, Tensor inputs, Tensor? targets);
+}
+
+/// <summary>Cross-entropy over class indices; the network outputs logits, or probabilities when it ends in a softmax.</summary>
+public sealed class CrossEntropyObjective(bool outputsProbabilities) : TrainingObjective
+{
+    public override bool HasAccuracy => true;
+
+    public override (Tensor Loss, Tensor? Correct) Step(nn.Module model, Tensor inputs, Tensor? targets)
+    {
+        var output = ((nn.Module<Tensor, Tensor>)model).call(inputs);
+        var loss = outputsProbabilities
+            ? nn.functional.nll_loss(output.clamp_min(1e-12).log(), targets!)
+            : nn.functional.cross_entropy(output, targets!);
+        var correct = output.argmax(1).eq(targets!).sum();
+        return (loss, correct);
+    }
+}
+
+/// <summary>Mean squared error against float targets of the network's output shape.</summary>
+public sealed class MeanSquaredErrorObjective : TrainingObjective
+{
+    public override (Tensor Loss, Tensor? Correct) Step(nn.Module model, Tensor inputs, Tensor? targets)
+    {
+        var output = ((nn.Module<Tensor, Tensor>)model).call(inputs);
+        return (nn.functional.mse_loss(output, targets!.view_as(output)), null);
+    }
+}
