@@ -60,6 +60,22 @@ public static class TorchRuntime
             : $"MLContext.GpuDeviceId = {id} asks for a GPU, but no CUDA device is usable here (TorchSharp-cpu, no CUDA libtorch, or no driver). Set FallbackToCpu = true to train on the CPU instead.");
     }
 
+    private static readonly object SeedGate = new();
+
+    /// <summary>
+    /// Seeds the generators and runs <paramref name="create"/> (e.g. building a network, whose initial weights draw from
+    /// them) with no other seeded creation in between. Torch's generators are process-wide: trainings running at the
+    /// same time in one process still share them during training (dropout), so they are repeatable only one at a time.
+    /// </summary>
+    public static T Seeded<T>(int seed, Func<T> create)
+    {
+        lock (SeedGate)
+        {
+            Seed(seed);
+            return create();
+        }
+    }
+
     /// <summary>Seeds every torch generator (CPU, and CUDA when present) from one integer.</summary>
     public static void Seed(int seed)
     {

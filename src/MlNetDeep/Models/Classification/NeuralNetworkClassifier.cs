@@ -11,26 +11,17 @@ using static TorchSharp.torch;
 
 namespace MlNetDeep.Models.Classification;
 
-/// <summary>Options of the multiclass neural-network trainer (MLP or CNN).</summary>
-public sealed class NeuralNetworkClassifierOptions : DeepTrainerOptions
+/// <summary>Options of the multiclass neural-network trainer (MLP or CNN). The label must be a key (use MapValueToKey);
+/// Score holds the class probabilities, PredictedLabel the class (a key with the label's key values). An MLP(128) by default.</summary>
+public sealed class NeuralNetworkClassifierOptions() : SupervisedNetworkOptions(Networks.Networks.Mlp())
 {
-    /// <summary>The label column: a key type (use MapValueToKey).</summary>
-    public string LabelColumnName { get; set; } = "Label";
-
-    /// <summary>The network; its Dense(Dense.TaskOutputs) layer is sized to the label's classes. An MLP(128) by default.</summary>
-    public NetworkSpec Network { get; set; } = Networks.Networks.Mlp();
-
-    /// <summary>Output column of class probabilities (vector&lt;float&gt;[classes]).</summary>
-    public string ScoreColumnName { get; set; } = "Score";
-
     /// <summary>Output column of the predicted class (a key with the label's key values).</summary>
     public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
 
     internal override void Validate()
     {
         base.Validate();
-        if (Network is null) throw new ArgumentNullException(nameof(Network));
-        if (string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentException("LabelColumnName must name a column.", nameof(LabelColumnName));
+        if (string.IsNullOrWhiteSpace(PredictedLabelColumnName)) throw new ArgumentException("PredictedLabelColumnName must name a column.", nameof(PredictedLabelColumnName));
     }
 }
 

@@ -90,8 +90,7 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
                 validation = DataViewTensors.Load(validationData, Options.FeatureColumnName, featureSize, validationSetup.LabelColumnName, task.LabelKind, task.ClassCount).ToTensorData(inputShape);
             }
 
-            TorchRuntime.Seed(seed);
-            var module = network.Build(inputShape);
+            var module = TorchRuntime.Seeded(seed, () => network.Build(inputShape));
             try
             {
                 module.to(device);

@@ -11,25 +11,8 @@ using static TorchSharp.torch;
 
 namespace MlNetDeep.Models.Regression;
 
-/// <summary>Options of the neural-network regression trainer.</summary>
-public sealed class NeuralNetworkRegressorOptions : DeepTrainerOptions
-{
-    /// <summary>The label column: Single.</summary>
-    public string LabelColumnName { get; set; } = "Label";
-
-    /// <summary>The network; its Dense(Dense.TaskOutputs) layer becomes one output. An MLP(64) by default.</summary>
-    public NetworkSpec Network { get; set; } = Networks.Networks.Mlp(64);
-
-    /// <summary>Output column of the prediction (Single).</summary>
-    public string ScoreColumnName { get; set; } = "Score";
-
-    internal override void Validate()
-    {
-        base.Validate();
-        if (Network is null) throw new ArgumentNullException(nameof(Network));
-        if (string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentException("LabelColumnName must name a column.", nameof(LabelColumnName));
-    }
-}
+/// <summary>Options of the neural-network regression trainer: a Single label, a Single Score. An MLP(64) by default.</summary>
+public sealed class NeuralNetworkRegressorOptions() : SupervisedNetworkOptions(Networks.Networks.Mlp(64));
 
 /// <summary>Trains a neural network to predict a float label, with mean squared error.</summary>
 public sealed class NeuralNetworkRegressor : DeepEstimator<NeuralNetworkRegressorOptions, NeuralNetworkRegressionTransformer>
