@@ -27,7 +27,7 @@ public static class Charts
     }
 
     /// <summary>Loss and accuracy per epoch of a training run: two panels side by side in one PNG.</summary>
-    public static void TrainingCurves(string path, TrainingHistory history, string title = "Training")
+    public static void TrainingCurves(string path, TrainingHistory history, string title = "Training", string validationName = "validation")
     {
         var epochs = history.Epochs.Select(e => (double)e.Epoch + 1).ToArray();
         var multi = new Multiplot();
@@ -36,7 +36,7 @@ public static class Charts
         var loss = multi.GetPlot(0);
         AddLine(loss, epochs, history.Epochs.Select(e => e.TrainLoss), "train loss");
         if (history.Epochs.Any(e => e.ValidationLoss is not null))
-            AddLine(loss, epochs, history.Epochs.Select(e => e.ValidationLoss ?? double.NaN), "validation loss");
+            AddLine(loss, epochs, history.Epochs.Select(e => e.ValidationLoss ?? double.NaN), $"{validationName} loss");
         loss.Title($"{title}: loss");
         loss.XLabel("epoch");
         loss.ShowLegend(Alignment.UpperRight);
@@ -45,14 +45,19 @@ public static class Charts
         {
             AddLine(accuracy, epochs, history.Epochs.Select(e => e.TrainAccuracy ?? double.NaN), "train accuracy");
             if (history.Epochs.Any(e => e.ValidationAccuracy is not null))
-                AddLine(accuracy, epochs, history.Epochs.Select(e => e.ValidationAccuracy ?? double.NaN), "validation accuracy");
+                AddLine(accuracy, epochs, history.Epochs.Select(e => e.ValidationAccuracy ?? double.NaN), $"{validationName} accuracy");
             accuracy.ShowLegend(Alignment.LowerRight);
         }
         accuracy.Title($"{title}: accuracy");
+        IntegerTicks(loss);
+        IntegerTicks(accuracy);
         accuracy.XLabel("epoch");
         EnsureFolder(path);
         multi.SavePng(path, 1200, 480);
     }
+
+    private static void IntegerTicks(Plot plot) =>
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
 
     private static void AddLine(Plot plot, double[] x, IEnumerable<double> y, string name)
     {

@@ -49,9 +49,7 @@ internal static class ConsoleProgress
         public void Report(TrainingProgress value)
         {
             task.Value = value.Fraction;
-            task.Description = value.Completed is { } e
-                ? Markup.Escape(Describe(e))
-                : Markup.Escape($"epoch {value.Epoch + 1}/{value.Epochs}, batch {value.Batch}/{value.Batches}");
+            task.Description = Markup.Escape($"epoch {value.Epoch + 1}/{value.Epochs}, batch {value.Batch}/{value.Batches}");
             if (value.Completed is { } done) AnsiConsole.MarkupLine(Markup.Escape(Describe(done)));
         }
     }
