@@ -74,10 +74,12 @@ internal static class TrainMnistCommand
 
         var modelPath = Path.Combine(output, $"{name}.zip");
         ml.Model.SaveDeep(model, train.Schema, modelPath);
+        var onnxPath = Path.Combine(output, $"{name}.onnx");
+        deep.SaveAsOnnx(onnxPath);
         var curves = Path.Combine(output, $"{name}-curves.png");
         Charts.TrainingCurves(curves, deep.History, name, validationName: "test");
         File.WriteAllText(Path.Combine(output, $"{name}-history.csv"), deep.History.ToCsv());
-        Console.WriteLine($"Saved model {modelPath}, curves {curves}, history {Path.Combine(output, $"{name}-history.csv")}");
+        Console.WriteLine($"Saved model {modelPath} (ONNX: {onnxPath}), curves {curves}, history {Path.Combine(output, $"{name}-history.csv")}");
         return 0;
     }
 }

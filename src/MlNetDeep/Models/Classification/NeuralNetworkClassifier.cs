@@ -103,6 +103,9 @@ public sealed class NeuralNetworkClassificationTransformer : DeepTransformer
         return _outputsProbabilities ? output : nn.functional.softmax(output, 1);
     }
 
+    protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead =>
+        _outputsProbabilities ? Persistence.Onnx.OnnxExporter.Head.None : Persistence.Onnx.OnnxExporter.Head.Softmax;
+
     internal override TransformerRecord ToRecord() => new TransformerRecord
     {
         Kind = KindName, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,

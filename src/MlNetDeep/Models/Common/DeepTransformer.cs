@@ -114,6 +114,27 @@ public abstract class DeepTransformer : ITransformer, IDisposable
         throw new NotSupportedException($"ML.NET's Model.Save cannot store a {GetType().Name} (ML.NET keeps its model-saving API internal). " +
             "Save the whole pipeline with mlContext.Model.SaveDeep(model, inputSchema, path) and load it with mlContext.Model.LoadDeep(path, out schema).");
 
+    /// <summary>
+    /// Writes the scoring network as an ONNX model (input: the feature column [N, features]; output: <paramref name="outputName"/>,
+    /// by default the first output column), which ML.NET's <c>ApplyOnnxModel</c> scores without MlNetDeep and
+    /// <c>Model.Save</c> stores in a plain ML.NET model file.
+    /// </summary>
+    public void SaveAsOnnx(Stream stream, string? outputName = null)
+    {
+        if (OnnxHead is not { } head) throw new NotSupportedException($"{GetType().Name} cannot be exported to ONNX.");
+        stream.Write(Persistence.Onnx.OnnxExporter.Export(Network, Module, InputShape, FeatureColumnName, outputName ?? OutputColumns[0].Name, head));
+    }
+
+    /// <inheritdoc cref="SaveAsOnnx(Stream, string?)"/>
+    public void SaveAsOnnx(string path, string? outputName = null)
+    {
+        using var file = File.Create(path);
+        SaveAsOnnx(file, outputName);
+    }
+
+    /// <summary>What the ONNX graph appends to the network to match <see cref="Forward"/>; null when the family cannot be exported.</summary>
+    protected virtual Persistence.Onnx.OnnxExporter.Head? OnnxHead => null;
+
     /// <summary>The family-specific part of a saved model (settings beyond the network, weights and feature column).</summary>
     internal abstract Persistence.TransformerRecord ToRecord();
 

@@ -65,6 +65,8 @@ public sealed class NeuralNetworkRegressionTransformer : DeepTransformer
 
     protected override Tensor Forward(Tensor inputs) => ((nn.Module<Tensor, Tensor>)Module).call(inputs).reshape(-1, 1);
 
+    protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
+
     internal override TransformerRecord ToRecord() => new TransformerRecord
     {
         Kind = KindName, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,

@@ -1,0 +1,110 @@
+using MlNetDeep.Networks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Persistence.Onnx;
+
+/// <summary>
+/// Writes a trained <see cref="NetworkSpec"/> network as an ONNX model (opset 17) with one input [N, features] and one
+/// output [N, outputs], so that ML.NET's own <c>ApplyOnnxModel</c> can score it and <c>Model.Save</c> can store it:
+/// a plain ML.NET model, no MlNetDeep needed to use it.
+/// </summary>
+public static class OnnxExporter
+{
+    /// <summary>What to append after the network: nothing, or a softmax over the outputs.</summary>
+    public enum Head { None, Softmax }
+
+    public static byte[] Export(NetworkSpec network, nn.Module module, int[] inputShape, string inputName, string outputName, Head head)
+    {
+        var state = module.state_dict();
+        var graph = new OnnxGraph();
+        int width = inputShape.Aggregate(1, (a, b) => a * b);
+        string current = inputName;
+        if (inputShape.Length > 1)
+            current = graph.Node("Reshape", [current, graph.Int64Initializer("shape", [-1, .. inputShape.Select(d => (long)d)])]);
+        var shape = inputShape;
+        for (int i = 0; i < network.Layers.Count; i++)
+        {
+            var layer = network.Layers[i];
+            var weights = state.Where(kv => kv.Key.StartsWith($"{i}.", StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key[(kv.Key.LastIndexOf('.') + 1)..], kv => kv.Value);
+            current = Emit(graph, layer, current, shape, weights);
+            shape = layer.OutputShape(shape);
+        }
+        if (shape.Length != 1) current = graph.Node("Flatten", [current], ("axis", 1L));
+        if (head == Head.Softmax) current = graph.Node("Softmax", [current], ("axis", -1L));
+        return graph.ToModel(network.Name, inputName, width, current, outputName, shape.Aggregate(1, (a, b) => a * b));
+    }
+
+    private static string Emit(OnnxGraph g, Layer layer, string x, int[] input, Dictionary<string, Tensor> w)
+    {
+        switch (layer)
+        {
+            case Dense dense:
+            {
+                var inputs = new List<string> { x, Const(g, "W", w["weight"]) };
+                if (dense.UseBias) inputs.Add(Const(g, "B", w["bias"]));
+                return Activate(g, g.Node("Gemm", inputs.ToArray(), ("transB", 1L)), dense.Activation, 0);
+            }
+            case Conv2D conv:
+            {
+                var inputs = new List<string> { x, Const(g, "W", w["weight"]) };
+                if (conv.UseBias) inputs.Add(Const(g, "B", w["bias"]));
+                var y = g.Node("Conv", inputs.ToArray(), ("kernel_shape", new long[] { conv.KernelSize, conv.KernelSize }),
+                    ("strides", new long[] { conv.Stride, conv.Stride }), ("pads", Pads(input, conv.KernelSize, conv.Stride, conv.Padding)));
+                return Activate(g, y, conv.Activation, 0);
+            }
+            case MaxPool2D pool:
+                return g.Node("MaxPool", [x], ("kernel_shape", new long[] { pool.PoolSize, pool.PoolSize }),
+                    ("strides", new long[] { pool.Stride ?? pool.PoolSize, pool.Stride ?? pool.PoolSize }), ("pads", Pads(input, pool.PoolSize, pool.Stride ?? pool.PoolSize, pool.Padding)));
+            case AvgPool2D pool:
+                return g.Node("AveragePool", [x], ("kernel_shape", new long[] { pool.PoolSize, pool.PoolSize }),
+                    ("strides", new long[] { pool.Stride ?? pool.PoolSize, pool.Stride ?? pool.PoolSize }), ("pads", Pads(input, pool.PoolSize, pool.Stride ?? pool.PoolSize, pool.Padding)),
+                    ("count_include_pad", 1L));
+            case Dropout:
+                return x;
+            case BatchNorm norm:
+                return g.Node("BatchNormalization", [x, Const(g, "scale", w["weight"]), Const(g, "bias", w["bias"]), Const(g, "mean", w["running_mean"]), Const(g, "var", w["running_var"])],
+                    ("epsilon", norm.Epsilon));
+            case Flatten:
+                return g.Node("Flatten", [x], ("axis", 1L));
+            case Reshape reshape:
+                return g.Node("Reshape", [x, g.Int64Initializer("shape", [-1, .. reshape.Shape.Select(d => (long)d)])]);
+            case Activation activation:
+                return Activate(g, x, activation.Kind, activation.Alpha);
+            default:
+                throw new NotSupportedException($"ONNX export does not support the layer {layer.Describe()} yet.");
+        }
+    }
+
+    private static string Activate(OnnxGraph g, string x, ActivationKind kind, double alpha) => kind switch
+    {
+        ActivationKind.None => x,
+        ActivationKind.ReLU => g.Node("Relu", [x]),
+        ActivationKind.LeakyReLU => g.Node("LeakyRelu", [x], ("alpha", alpha == 0 ? 0.01 : alpha)),
+        ActivationKind.ELU => g.Node("Elu", [x], ("alpha", alpha == 0 ? 1.0 : alpha)),
+        ActivationKind.Sigmoid => g.Node("Sigmoid", [x]),
+        ActivationKind.Tanh => g.Node("Tanh", [x]),
+        ActivationKind.Softplus => g.Node("Softplus", [x]),
+        ActivationKind.Softmax => g.Node("Softmax", [x], ("axis", -1L)),
+        // GELU(x) = x * 0.5 * (1 + erf(x / sqrt 2)), as PyTorch's default (exact) GELU.
+        ActivationKind.GELU => g.Node("Mul", [x, g.Node("Mul", [g.Node("Add", [g.Node("Erf", [g.Node("Mul", [x, Scalar(g, (float)(1 / Math.Sqrt(2)))])]), Scalar(g, 1f)]), Scalar(g, 0.5f)])]),
+        _ => throw new NotSupportedException($"ONNX export does not support the activation {kind}."),
+    };
+
+    private static long[] Pads(int[] input, int kernel, int stride, PaddingMode padding)
+    {
+        if (padding == PaddingMode.Valid) return [0, 0, 0, 0];
+        var (top, bottom) = Windows.SamePadding(input[1], kernel, stride);
+        var (left, right) = Windows.SamePadding(input[2], kernel, stride);
+        return [top, left, bottom, right];
+    }
+
+    private static string Const(OnnxGraph g, string hint, Tensor t)
+    {
+        using var cpu = t.detach().cpu().to(float32).contiguous();
+        return g.Initializer(hint, cpu.data<float>().ToArray(), cpu.shape);
+    }
+
+    private static string Scalar(OnnxGraph g, float value) => g.Initializer("c", [value], []);
+}
