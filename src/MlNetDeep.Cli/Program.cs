@@ -6,4 +6,5 @@ var train = new Command("train", "Train a model and evaluate it.");
 train.Subcommands.Add(TrainMnistCommand.Create());
 root.Subcommands.Add(train);
 root.Subcommands.Add(BenchmarkCommand.Create());
+root.Subcommands.Add(ExportOnnxCommand.Create());
 return root.Parse(args).Invoke();
