@@ -6,4 +6,5 @@ var train = new Command("train", "Train a model and evaluate it.");
 train.Subcommands.Add(TrainMnistCommand.Create());
 root.Subcommands.Add(train);
 root.Subcommands.Add(BenchmarkCommand.Create());
+foreach (var command in CourseCommands.Create()) root.Subcommands.Add(command);
 return root.Parse(args).Invoke();

@@ -12,7 +12,7 @@ public sealed class KMeansSettings
     public int Rows { get; set; } = 10_000;
 
     /// <summary>The values of k swept.</summary>
-    public int[] Ks { get; set; } = [2, 5, 8, 10, 12, 15, 20];
+    public int[] Ks { get; set; } = [2, 5, 10, 15, 20];
 
     /// <summary>PCA components for the "PCA features" run (ML.NET's ProjectToPrincipalComponents).</summary>
     public int PcaComponents { get; set; } = 50;
