@@ -28,7 +28,7 @@ public static class RegressionCourse
         // 1. A line with noise, fitted by ML.NET's SDCA.
         var line = ml.Data.Curve(60, x => 2 * x + 1, -2, 2, noise: 0.4, seed: seed);
         var linear = ml.Transforms.Concatenate("Features", "X")
-            .Append(ml.Regression.Trainers.Sdca(l2Regularization: 1e-2f)).Fit(line);
+            .Append(ml.Regression.Trainers.Sdca(l2Regularization: 1e-2f, maximumNumberOfIterations: 1000)).Fit(line);
         var sdca = linear.LastTransformer.Model;
         double slope = sdca.Weights[0], intercept = sdca.Bias;
         var lineX = line.GetColumn<float>("X").Select(v => (double)v).ToList();
@@ -55,7 +55,7 @@ public static class RegressionCourse
                     model.Transform(grid).GetColumn<float>("Score").Select(v => (double)Math.Clamp(v, -3, 3)).ToList()));
         }
         var polyFits = PointCharts.Fits(train.GetColumn<float>("X").Select(v => (double)v).ToList(), train.GetColumn<float>("Label").Select(v => (double)v).ToList(),
-            fits, "Polynomial fits to 15 noisy points", "sin(2πx)", Wave);
+            fits, "Polynomial least-squares fits to 15 noisy points", "sin(2πx)", Wave);
         polyFits.Axes.SetLimitsY(-2, 2);
         var errorPlot = new ScottPlot.Plot();
         var ds = degrees.Select(d => (double)d.Item1).ToArray();
@@ -98,9 +98,15 @@ public static class RegressionCourse
         return new RegressionResult(slope, intercept, degrees, widths, files);
     }
 
-    /// <summary>X -> powers 1..degree -> min-max normalised -> SDCA (least squares with a small L2 penalty (SDCA diverges on these tiny sets without one)).</summary>
-    public static IEstimator<ITransformer> Polynomial(MLContext ml, int degree) =>
+    /// <summary>
+    /// X -> powers 1..degree -> min-max normalised -> least squares (a linear network trained full-batch with Adam: SDCA
+    /// does not converge on 15 points with high powers).
+    /// </summary>
+    public static IEstimator<ITransformer> Polynomial(MLContext ml, int degree, int seed = 1) =>
         ml.Transforms.PolynomialFeatures("Features", "X", degree)
             .Append(ml.Transforms.NormalizeMinMax("Features"))
-            .Append(ml.Regression.Trainers.Sdca(l2Regularization: 1e-3f, maximumNumberOfIterations: 2000));
+            .Append(ml.Regression.Trainers.NeuralNetwork(new NeuralNetworkRegressorOptions
+            {
+                Network = Networks.Networks.Linear, Epochs = 3000, BatchSize = 64, Optimizer = new Adam(5e-2), Shuffle = false, Seed = seed,
+            }));
 }
