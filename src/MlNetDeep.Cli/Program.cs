@@ -7,4 +7,5 @@ train.Subcommands.Add(TrainMnistCommand.Create());
 root.Subcommands.Add(train);
 root.Subcommands.Add(BenchmarkCommand.Create());
 root.Subcommands.Add(ExportOnnxCommand.Create());
+foreach (var command in CourseCommands.Create()) root.Subcommands.Add(command);
 return root.Parse(args).Invoke();

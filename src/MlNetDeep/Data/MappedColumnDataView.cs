@@ -1,0 +1,101 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace MlNetDeep.Data;
+
+/// <summary>
+/// A lazy view of <c>input</c> with one more vector&lt;float&gt; column computed row by row from a float (or known-size
+/// float vector) column. The input's own columns pass through; the new column hides an input column of the same name.
+/// </summary>
+internal sealed class MappedColumnDataView : IDataView
+{
+    /// <summary>Writes the output values (length OutputSize) for one row's input values.</summary>
+    public delegate void RowMap(ReadOnlySpan<float> input, Span<float> output);
+
+    private readonly IDataView _input;
+    private readonly DataViewSchema.Column _source;
+    private readonly int _inputSize, _outputSize;
+    private readonly RowMap _map;
+
+    public MappedColumnDataView(IDataView input, string sourceColumn, int inputSize, string outputColumn, int outputSize, RowMap map)
+    {
+        _input = input;
+        _source = input.Schema[sourceColumn];
+        _inputSize = inputSize;
+        _outputSize = outputSize;
+        _map = map;
+        var builder = new DataViewSchema.Builder();
+        builder.AddColumns(input.Schema);
+        builder.AddColumn(outputColumn, new VectorDataViewType(NumberDataViewType.Single, outputSize));
+        Schema = builder.ToSchema();
+    }
+
+    public bool CanShuffle => _input.CanShuffle;
+    public DataViewSchema Schema { get; }
+    public long? GetRowCount() => _input.GetRowCount();
+
+    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+    {
+        var needed = columnsNeeded.Select(c => c.Index).ToHashSet();
+        int added = _input.Schema.Count;
+        var inputColumns = _input.Schema.Where(c => needed.Contains(c.Index) || (needed.Contains(added) && c.Index == _source.Index)).ToList();
+        return new Cursor(this, _input.GetRowCursor(inputColumns, rand), needed);
+    }
+
+    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
+        [GetRowCursor(columnsNeeded, rand)];
+
+    private sealed class Cursor : DataViewRowCursor
+    {
+        private readonly MappedColumnDataView _parent;
+        private readonly DataViewRowCursor _input;
+        private readonly HashSet<int> _active;
+        private readonly FeatureRowReader? _reader;
+        private readonly float[] _inputValues, _outputValues;
+        private long _computedFor = -1;
+
+        public Cursor(MappedColumnDataView parent, DataViewRowCursor input, HashSet<int> active)
+        {
+            _parent = parent;
+            _input = input;
+            _active = active;
+            _inputValues = new float[parent._inputSize];
+            _outputValues = new float[parent._outputSize];
+            if (active.Contains(parent._input.Schema.Count)) _reader = new FeatureRowReader(input, parent._source, parent._inputSize);
+        }
+
+        public override DataViewSchema Schema => _parent.Schema;
+        public override long Position => _input.Position;
+        public override long Batch => _input.Batch;
+        public override bool MoveNext() => _input.MoveNext();
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
+        public override bool IsColumnActive(DataViewSchema.Column column) => _active.Contains(column.Index);
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            if (column.Index < _parent._input.Schema.Count) return _input.GetGetter<TValue>(_input.Schema[column.Index]);
+            if (_reader is null) throw new InvalidOperationException($"Column '{column.Name}' was not requested when the cursor was made.");
+            if (typeof(TValue) != typeof(VBuffer<float>))
+                throw new InvalidOperationException($"Column '{column.Name}' is {column.Type}; ask for VBuffer<float>, not {typeof(TValue).Name}.");
+            ValueGetter<VBuffer<float>> getter = (ref VBuffer<float> value) =>
+            {
+                if (_computedFor != _input.Position)
+                {
+                    _reader.Read(_inputValues, _input.Position);
+                    _parent._map(_inputValues, _outputValues);
+                    _computedFor = _input.Position;
+                }
+                var editor = VBufferEditor.Create(ref value, _outputValues.Length);
+                _outputValues.CopyTo(editor.Values);
+                value = editor.Commit();
+            };
+            return (ValueGetter<TValue>)(Delegate)getter;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _input.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+}
