@@ -1,4 +1,4 @@
-// Regression: a line (SDCA), polynomial features by degree, and one-hidden-layer networks of width 1-16.
+// Regression: a least-squares line, polynomial features by degree, and one-hidden-layer networks of width 1-16.
 using Microsoft.ML;
 using MlNetDeep.Plotting.Course;
 

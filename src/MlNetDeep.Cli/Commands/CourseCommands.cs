@@ -20,7 +20,7 @@ internal static class CourseCommands
             Leaf("mnist", "Eigen-digits, reconstructions from 12/50/100 components, explained variance, PCA(k) -> network vs raw pixels.", (ml, output, rows) =>
                 PcaCourse.Run(ml, new PcaSettings { TrainRows = rows ?? 10_000 }, output, Console.Out), "MNIST training images (default 10,000)."));
         yield return Group("regression", "Regression and curve fitting.",
-            Leaf("curves", "Linear regression (SDCA), polynomial under/overfitting by degree, one-hidden-layer networks of width 1-16.", (ml, output, _) =>
+            Leaf("curves", "Linear regression (least squares), polynomial under/overfitting by degree, one-hidden-layer networks of width 1-16.", (ml, output, _) =>
                 RegressionCourse.Run(ml, output, Console.Out)));
         yield return Group("toy", "Classification of 2-D toy data.",
             Leaf("boundaries", "Decision boundaries of a perceptron and MLPs on half-moons and circles, and the no-activation collapse.", (ml, output, _) =>

@@ -25,19 +25,22 @@ public static class RegressionCourse
     {
         var files = new List<string>();
 
-        // 1. A line with noise, fitted by ML.NET's SDCA.
+        // 1. A line with noise, fitted by ML.NET's online gradient descent on the squared loss (SDCA's dual updates
+        //    diverge or stop short of the bias on 60 unnormalised points), checked against the exact least-squares line.
         var line = ml.Data.Curve(60, x => 2 * x + 1, -2, 2, noise: 0.4, seed: seed);
         var linear = ml.Transforms.Concatenate("Features", "X")
-            .Append(ml.Regression.Trainers.Sdca(l2Regularization: 1e-2f, maximumNumberOfIterations: 1000)).Fit(line);
-        var sdca = linear.LastTransformer.Model;
-        double slope = sdca.Weights[0], intercept = sdca.Bias;
+            .Append(ml.Regression.Trainers.OnlineGradientDescent(numberOfIterations: 1000)).Fit(line);
+        var trained = linear.LastTransformer.Model;
+        double slope = trained.Weights[0], intercept = trained.Bias;
         var lineX = line.GetColumn<float>("X").Select(v => (double)v).ToList();
         var lineY = line.GetColumn<float>("Label").Select(v => (double)v).ToList();
-        log.WriteLine($"Linear regression (SDCA) on y = 2x + 1 + N(0, 0.4²), 60 points: y = {slope:F3} x + {intercept:F3}");
-        var linePlot = PointCharts.Fits(lineX, lineY, [new Charts.Series($"SDCA: y = {slope:F2}x + {intercept:F2}", [-2, 2], [intercept - 2 * slope, intercept + 2 * slope])],
-            "Linear regression (ML.NET SDCA)", "truth y = 2x + 1", x => 2 * x + 1);
+        var (exactSlope, exactIntercept) = LeastSquaresLine(lineX, lineY);
+        log.WriteLine($"Linear regression (ML.NET OnlineGradientDescent, squared loss) on y = 2x + 1 + noise (std 0.4), 60 points: y = {slope:F3} x + {intercept:F3}" +
+            $"   (exact least squares: y = {exactSlope:F3} x + {exactIntercept:F3})");
+        var linePlot = PointCharts.Fits(lineX, lineY, [new Charts.Series($"fit: y = {slope:F2}x + {intercept:F2}", [-2, 2], [intercept - 2 * slope, intercept + 2 * slope])],
+            "Linear regression (ML.NET, squared loss)", "truth y = 2x + 1", x => 2 * x + 1);
 
-        // 2. Polynomial features of degree d -> SDCA: training vs validation error by degree.
+        // 2. Polynomial features of degree d -> least squares: training vs validation error by degree.
         var train = ml.Data.Curve(15, Wave, 0, 1, noise: 0.2, seed: seed);
         var validation = ml.Data.Curve(300, Wave, 0, 1, noise: 0.2, seed: seed + 100);
         var grid = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 200).Select(i => new CurvePoint { X = i / 199f }));
@@ -68,7 +71,7 @@ public static class RegressionCourse
         errorPlot.YLabel("log10(mean squared error)");
         errorPlot.ShowLegend(ScottPlot.Alignment.UpperCenter);
         var curves = Path.Combine(output, "regression-linear-and-polynomial.png");
-        PlotGrid.Save(curves, [linePlot, polyFits, errorPlot], 3, 480, 400, "Regression: a line with SDCA, polynomial features by degree");
+        PlotGrid.Save(curves, [linePlot, polyFits, errorPlot], 3, 480, 400, "Regression: a least-squares line, polynomial features by degree");
         files.Add(curves);
 
         // 3. One hidden layer of width 1..16 fitting a bumpy function.
@@ -109,4 +112,12 @@ public static class RegressionCourse
             {
                 Network = Networks.Networks.Linear, Epochs = 3000, BatchSize = 64, Optimizer = new Adam(5e-2), Shuffle = false, Seed = seed,
             }));
+
+    /// <summary>The exact least-squares line through (x, y): slope and intercept from the normal equations.</summary>
+    public static (double Slope, double Intercept) LeastSquaresLine(IReadOnlyList<double> x, IReadOnlyList<double> y)
+    {
+        double mx = x.Average(), my = y.Average();
+        double sxy = x.Zip(y).Sum(p => (p.First - mx) * (p.Second - my)), sxx = x.Sum(v => (v - mx) * (v - mx));
+        return (sxy / sxx, my - sxy / sxx * mx);
+    }
 }
