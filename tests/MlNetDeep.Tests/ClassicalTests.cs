@@ -100,6 +100,28 @@ public class PolynomialFeaturesTests
     }
 
     [Fact]
+    public void PredictionEngineAndSaveDeepWorkThroughThePolynomialPipeline()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.Curve(200, x => 1 + x - x * x, -1, 1, noise: 0.01, seed: 2);
+        var model = ml.Transforms.PolynomialFeatures("Features", "X", degree: 2)
+            .Append(ml.Regression.Trainers.NeuralNetwork(new MlNetDeep.Models.Regression.NeuralNetworkRegressorOptions { Network = Networks.Networks.Linear, Epochs = 30 }))
+            .Fit(data);
+        var batch = model.Transform(data).GetColumn<float>("Score").ToArray();
+        var xs = data.GetColumn<float>("X").ToArray();
+        var engine = ml.Model.CreatePredictionEngine<CurvePoint, ScoreRow>(model);
+        for (int i = 0; i < 5; i++) Assert.Equal(batch[i], engine.Predict(new CurvePoint { X = xs[i] }).Score, 5);
+
+        var path = TestData.TempFile();
+        ml.Model.SaveDeep(model, data.Schema, path);
+        var loaded = ml.Model.LoadDeep(path, out _);
+        Assert.Equal(batch, loaded.Transform(data).GetColumn<float>("Score"));
+        File.Delete(path);
+    }
+
+    private sealed class ScoreRow { public float Score { get; set; } }
+
+    [Fact]
     public void BadInputsGiveClearErrors()
     {
         var ml = new MLContext(seed: 1);

@@ -45,29 +45,68 @@ internal sealed class MappedColumnDataView : IDataView
     public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
         [GetRowCursor(columnsNeeded, rand)];
 
-    private sealed class Cursor : DataViewRowCursor
+    /// <summary>Row-to-row mapping for PredictionEngine: the same computation on one row at a time.</summary>
+    public IRowToRowMapper AsRowToRowMapper() => new Mapper(this);
+
+    private sealed class Cursor(MappedColumnDataView parent, DataViewRowCursor input, HashSet<int> active) : DataViewRowCursor
+    {
+        private readonly MappedRow _row = new(parent, input, active);
+
+        public override DataViewSchema Schema => parent.Schema;
+        public override long Position => input.Position;
+        public override long Batch => input.Batch;
+        public override bool MoveNext() => input.MoveNext();
+        public override ValueGetter<DataViewRowId> GetIdGetter() => input.GetIdGetter();
+        public override bool IsColumnActive(DataViewSchema.Column column) => _row.IsColumnActive(column);
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column) => _row.GetGetter<TValue>(column);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) input.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+
+    private sealed class Mapper(MappedColumnDataView parent) : IRowToRowMapper
+    {
+        public DataViewSchema InputSchema => parent._input.Schema;
+        public DataViewSchema OutputSchema => parent.Schema;
+
+        public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
+        {
+            int added = InputSchema.Count;
+            var needed = dependingColumns.Where(c => c.Index < added).Select(c => InputSchema[c.Index]).ToList();
+            if (dependingColumns.Any(c => c.Index == added)) needed.Add(parent._source);
+            return needed.DistinctBy(c => c.Index);
+        }
+
+        public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns) =>
+            new MappedRow(parent, input, activeColumns.Select(c => c.Index).ToHashSet());
+    }
+
+    /// <summary>One input row plus the computed column, computed once per row position when read.</summary>
+    private sealed class MappedRow : DataViewRow
     {
         private readonly MappedColumnDataView _parent;
-        private readonly DataViewRowCursor _input;
+        private readonly DataViewRow _input;
         private readonly HashSet<int> _active;
         private readonly FeatureRowReader? _reader;
         private readonly float[] _inputValues, _outputValues;
         private long _computedFor = -1;
 
-        public Cursor(MappedColumnDataView parent, DataViewRowCursor input, HashSet<int> active)
+        public MappedRow(MappedColumnDataView parent, DataViewRow input, HashSet<int> active)
         {
             _parent = parent;
             _input = input;
             _active = active;
             _inputValues = new float[parent._inputSize];
             _outputValues = new float[parent._outputSize];
-            if (active.Contains(parent._input.Schema.Count)) _reader = new FeatureRowReader(input, parent._source, parent._inputSize);
+            if (active.Contains(parent._input.Schema.Count)) _reader = new FeatureRowReader(input, input.Schema[parent._source.Index], parent._inputSize);
         }
 
         public override DataViewSchema Schema => _parent.Schema;
         public override long Position => _input.Position;
         public override long Batch => _input.Batch;
-        public override bool MoveNext() => _input.MoveNext();
         public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
         public override bool IsColumnActive(DataViewSchema.Column column) => _active.Contains(column.Index);
 
@@ -79,7 +118,8 @@ internal sealed class MappedColumnDataView : IDataView
                 throw new InvalidOperationException($"Column '{column.Name}' is {column.Type}; ask for VBuffer<float>, not {typeof(TValue).Name}.");
             ValueGetter<VBuffer<float>> getter = (ref VBuffer<float> value) =>
             {
-                if (_computedFor != _input.Position)
+                // PredictionEngine reuses one row object: recompute when the position moved or is not tracked (-1).
+                if (_computedFor != _input.Position || _input.Position < 0)
                 {
                     _reader.Read(_inputValues, _input.Position);
                     _parent._map(_inputValues, _outputValues);
@@ -90,12 +130,6 @@ internal sealed class MappedColumnDataView : IDataView
                 value = editor.Commit();
             };
             return (ValueGetter<TValue>)(Delegate)getter;
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) _input.Dispose();
-            base.Dispose(disposing);
         }
     }
 }

@@ -49,7 +49,7 @@ public sealed class PolynomialFeaturesEstimator : IEstimator<PolynomialFeaturesT
 }
 
 /// <summary>The powers transform of <see cref="PolynomialFeaturesEstimator"/>: adds the expanded column lazily.</summary>
-public sealed class PolynomialFeaturesTransformer : ITransformer
+public sealed class PolynomialFeaturesTransformer : ITransformer, Persistence.IPersistentTransformer
 {
     internal PolynomialFeaturesTransformer(string outputColumnName, string inputColumnName, int degree)
     {
@@ -68,7 +68,7 @@ public sealed class PolynomialFeaturesTransformer : ITransformer
     public int Degree { get; }
 
     /// <inheritdoc/>
-    public bool IsRowToRowMapper => false;
+    public bool IsRowToRowMapper => true;
 
     /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Map(new EmptyView(inputSchema)).Schema;
@@ -85,11 +85,26 @@ public sealed class PolynomialFeaturesTransformer : ITransformer
     }
 
     /// <inheritdoc/>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) =>
-        throw new NotSupportedException("PolynomialFeaturesTransformer maps whole IDataViews; use Transform (PredictionEngine is not supported).");
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Map(new EmptyView(inputSchema)).AsRowToRowMapper();
 
     void ICanSaveModel.Save(ModelSaveContext ctx) =>
-        throw new NotSupportedException("ML.NET's Model.Save cannot store third-party transformers; refit this parameter-free transform instead.");
+        throw new NotSupportedException("ML.NET's Model.Save cannot store third-party transformers: save the pipeline with mlContext.Model.SaveDeep(...) instead.");
+
+    /// <inheritdoc/>
+    string Persistence.IPersistentTransformer.Kind => KindName;
+
+    /// <inheritdoc/>
+    System.Text.Json.Nodes.JsonObject Persistence.IPersistentTransformer.Settings() => new()
+    {
+        ["output"] = OutputColumnName, ["input"] = InputColumnName, ["degree"] = Degree,
+    };
+
+    internal const string KindName = "PolynomialFeatures";
+
+    static PolynomialFeaturesTransformer() => Persistence.DeepModelFile.RegisterTransform(KindName, settings =>
+        new PolynomialFeaturesTransformer((string)settings["output"]!, (string)settings["input"]!, (int)settings["degree"]!));
+
+    internal static void EnsureRegistered() { }
 
     private MappedColumnDataView Map(IDataView input)
     {

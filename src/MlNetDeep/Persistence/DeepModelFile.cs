@@ -25,6 +25,13 @@ public static class DeepModelFile
 
     private static readonly Dictionary<string, Func<TransformerRecord, nn.Module, Device, DeepTransformer>> Loaders = new();
     private static readonly Dictionary<string, Func<TransformerRecord, nn.Module>> ModuleBuilders = new();
+    private static readonly Dictionary<string, Func<System.Text.Json.Nodes.JsonObject, ITransformer>> TransformLoaders = new();
+
+    /// <summary>Registers how a network-free MlNetDeep transform (an <see cref="IPersistentTransformer"/>) is rebuilt from its settings.</summary>
+    public static void RegisterTransform(string kind, Func<System.Text.Json.Nodes.JsonObject, ITransformer> create)
+    {
+        lock (Loaders) TransformLoaders[kind] = create;
+    }
 
     /// <summary>Registers how a family of deep transformers is rebuilt from its record (families call this once).</summary>
     public static void Register(string kind, Func<TransformerRecord, nn.Module> buildModule, Func<TransformerRecord, nn.Module, Device, DeepTransformer> create)
@@ -55,15 +62,17 @@ public static class DeepModelFile
 
         foreach (var stage in stages)
         {
-            if (stage is DeepTransformer deep)
+            if (stage is DeepTransformer or IPersistentTransformer)
             {
                 if (pending.Count > 0)
                 {
                     manifest.Stages.Add(WriteMlNet(catalog, zip, $"stages/{manifest.Stages.Count}.zip", new TransformerChain<ITransformer>(pending.ToArray()), pendingSchema));
                     pending.Clear();
                 }
-                manifest.Stages.Add(WriteDeep(zip, $"stages/{manifest.Stages.Count}", deep));
-                schema = deep.GetOutputSchema(schema);
+                manifest.Stages.Add(stage is DeepTransformer deep
+                    ? WriteDeep(zip, $"stages/{manifest.Stages.Count}", deep)
+                    : WriteTransform(zip, $"stages/{manifest.Stages.Count}.json", (IPersistentTransformer)stage));
+                schema = stage.GetOutputSchema(schema);
                 pendingSchema = schema;
             }
             else
@@ -135,6 +144,10 @@ public static class DeepModelFile
             {
                 stages.Add(ReadDeep(zip, stage, device));
             }
+            else if (stage.Type == "transform")
+            {
+                stages.Add(ReadTransform(zip, stage));
+            }
             else throw new InvalidDataException($"stage {i} has an unknown type '{stage.Type}'.");
         }
         return new TransformerChain<ITransformer>(stages.ToArray());
@@ -168,6 +181,27 @@ public static class DeepModelFile
         using (var e = zip.CreateEntry(folder + "/transformer.json").Open()) e.Write(recordBytes);
         using (var e = zip.CreateEntry(folder + "/weights.bin").Open()) e.Write(weightBytes);
         return new StageEntry("deep", folder, Hash(recordBytes) + ":" + Hash(weightBytes), record.Kind);
+    }
+
+    private static StageEntry WriteTransform(ZipArchive zip, string name, IPersistentTransformer transform)
+    {
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(transform.Settings());
+        using (var e = zip.CreateEntry(name).Open()) e.Write(bytes);
+        return new StageEntry("transform", name, Hash(bytes), transform.Kind);
+    }
+
+    private static ITransformer ReadTransform(ZipArchive zip, StageEntry stage)
+    {
+        var settings = System.Text.Json.Nodes.JsonNode.Parse(ReadEntry(zip, stage.Entry, stage.Sha256)) as System.Text.Json.Nodes.JsonObject
+            ?? throw new InvalidDataException($"{stage.Entry}: the settings are not a JSON object.");
+        Func<System.Text.Json.Nodes.JsonObject, ITransformer>? create;
+        lock (Loaders)
+        {
+            KnownFamilies.EnsureRegistered();
+            TransformLoaders.TryGetValue(stage.Kind ?? "", out create);
+        }
+        if (create is null) throw new InvalidDataException($"it holds a '{stage.Kind}' transform, which this MlNetDeep does not know.");
+        return create(settings);
     }
 
     private static DeepTransformer ReadDeep(ZipArchive zip, StageEntry stage, Device device)
