@@ -7,5 +7,8 @@ internal static class KnownFamilies
     {
         Models.Classification.NeuralNetworkClassificationTransformer.EnsureRegistered();
         Models.Regression.NeuralNetworkRegressionTransformer.EnsureRegistered();
+        Models.Autoencoders.AutoencoderTransformer.EnsureRegistered();
+        Models.Autoencoders.VariationalAutoencoderTransformer.EnsureRegistered();
+        Models.Autoencoders.DecoderTransformer.EnsureRegistered();
     }
 }

@@ -44,6 +44,9 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
     /// <summary>The output columns for GetOutputSchema, from the input's shape (checking it).</summary>
     protected abstract IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema);
 
+    /// <summary>Builds the TorchSharp module for the network (a plain sequential one unless a family needs more, e.g. an encoder and a decoder).</summary>
+    protected virtual nn.Module BuildModule(NetworkSpec network, int[] inputShape) => network.Build(inputShape);
+
     protected abstract TTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device, TaskSetup task, DataViewSchema schema, TrainingHistory history);
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
@@ -91,7 +94,7 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
             }
 
             TorchRuntime.Seed(seed);
-            var module = network.Build(inputShape);
+            var module = BuildModule(network, inputShape);
             try
             {
                 module.to(device);
