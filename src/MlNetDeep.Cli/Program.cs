@@ -6,4 +6,7 @@ var train = new Command("train", "Train a model and evaluate it.");
 train.Subcommands.Add(TrainMnistCommand.Create());
 root.Subcommands.Add(train);
 root.Subcommands.Add(BenchmarkCommand.Create());
+var autoencoder = new Command("autoencoder", "Autoencoders: dense, convolutional, denoising and variational.");
+autoencoder.Subcommands.Add(AutoencoderCommand.Create());
+root.Subcommands.Add(autoencoder);
 return root.Parse(args).Invoke();

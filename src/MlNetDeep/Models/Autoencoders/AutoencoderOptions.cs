@@ -66,7 +66,7 @@ public abstract class AutoencoderOptionsBase : DeepTrainerOptions
     internal virtual int[] LatentShapeOf(NetworkSpec encoder, int[] inputShape) => encoder.OutputShape(inputShape);
 
     /// <summary>The encoder and decoder with their task-sized layers resolved, for an input of <paramref name="inputShape"/>.</summary>
-    internal (NetworkSpec Encoder, NetworkSpec Decoder, int[] LatentShape) Resolve(int[] inputShape)
+    public (NetworkSpec Encoder, NetworkSpec Decoder, int[] LatentShape) Resolve(int[] inputShape)
     {
         int inputSize = inputShape.Aggregate(1, (a, b) => a * b);
         var encoder = Encoder.WithTaskOutputs(LatentSize);
