@@ -107,6 +107,24 @@ public class AutoencoderTests
     }
 
     [Fact]
+    public void ConvolutionalAutoencoderPresetInfersItsShapes()
+    {
+        var options = AutoencoderNetworks.ConvolutionalAutoencoder(16);
+        var (encoder, decoder, latentShape) = options.Resolve([1, 28, 28]);
+        Assert.Equal(new[] { 16 }, latentShape);
+        Assert.Equal(new[] { 64, 7, 7 }, encoder.InferShapes([1, 28, 28])[1]);
+        Assert.Equal(new[] { 1, 28, 28 }, decoder.OutputShape(latentShape));
+
+        var ml = new MLContext(seed: 1);
+        options.Epochs = 1;
+        options.BatchSize = 50;
+        var model = ml.Transforms.Autoencoder(options).Fit(TestData.MnistTrain(ml, 100));
+        var scored = model.Transform(TestData.MnistTest(ml, 4));
+        Assert.Equal(16, TestData.Column(scored, "Latent")[0].Length);
+        Assert.Equal(784, TestData.Column(scored, "Reconstruction")[0].Length);
+    }
+
+    [Fact]
     public void CorruptionsAreSeededClippedAndLeaveTheInputAlone()
     {
         var clean = Enumerable.Range(0, 4).Select(i => Enumerable.Range(0, 500).Select(j => (float)((i + j) % 7) / 6).ToArray()).ToList();
