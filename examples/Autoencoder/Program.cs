@@ -1,7 +1,7 @@
 // A dense autoencoder on MNIST with a 2-D latent code, as an ML.NET pipeline: the autoencoder adds Latent and
 // Reconstruction columns, and k-means clusters the Latent column in the same pipeline. Writes the latent scatter
 // (coloured by digit), the decoded latent grid and reconstructions next to their inputs.
-// Run: dotnet run --project examples/Autoencoder -c Release [-- <output folder> <epochs>]
+// Run: dotnet run --project examples/Autoencoder -c Release [-- <output folder> <epochs> <training rows>]
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MlNetDeep;
@@ -11,8 +11,9 @@ using MlNetDeep.Plotting;
 
 string output = args.Length > 0 ? args[0] : "out/autoencoder";
 int epochs = args.Length > 1 ? int.Parse(args[1]) : 10;
+int? rows = args.Length > 2 ? int.Parse(args[2]) : null;
 var ml = new MLContext(seed: 1);
-IDataView train = ml.Data.LoadMnist(MnistSplit.Train);
+IDataView train = ml.Data.LoadMnist(MnistSplit.Train, maxRows: rows);
 IDataView test = ml.Data.LoadMnist(MnistSplit.Test);
 
 var options = AutoencoderNetworks.DenseAutoencoder(latentSize: 2);    // 784-512-128-2-128-512-784, MSE

@@ -1,7 +1,7 @@
 // A variational autoencoder with a 2-D latent space on MNIST: loss = binary cross-entropy + KL. Prints the test ELBO,
 // writes new digits decoded from random latents, the decoded latent grid and the scatter of latent means by digit,
 // and shows that a seeded latent sample column survives SaveDeep/LoadDeep.
-// Run: dotnet run --project examples/VariationalAutoencoder -c Release [-- <output folder> <epochs> <latent size>]
+// Run: dotnet run --project examples/VariationalAutoencoder -c Release [-- <output folder> <epochs> <latent size> <training rows>]
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MlNetDeep;
@@ -12,8 +12,9 @@ using MlNetDeep.Plotting;
 string output = args.Length > 0 ? args[0] : "out/vae";
 int epochs = args.Length > 1 ? int.Parse(args[1]) : 15;
 int latent = args.Length > 2 ? int.Parse(args[2]) : 2;
+int? rows = args.Length > 3 ? int.Parse(args[3]) : null;
 var ml = new MLContext(seed: 1);
-IDataView train = ml.Data.LoadMnist(MnistSplit.Train);
+IDataView train = ml.Data.LoadMnist(MnistSplit.Train, maxRows: rows);
 IDataView test = ml.Data.LoadMnist(MnistSplit.Test);
 
 var options = latent == 2 ? AutoencoderNetworks.Variational2D() : AutoencoderNetworks.VariationalAutoencoder(latent);
