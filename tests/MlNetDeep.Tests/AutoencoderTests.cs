@@ -78,16 +78,18 @@ public class AutoencoderTests
     }
 
     [Fact]
-    public void KMeansOnTheLatentColumnComposesInOnePipeline()
+    public void KMeansAndPcaOnTheLatentColumnComposeInOnePipeline()
     {
         var ml = new MLContext(seed: 1);
         var pipeline = ml.Transforms.Autoencoder(SmallDense(epochs: 1))
+            .Append(ml.Transforms.ProjectToPrincipalComponents("LatentPca", "Latent", rank: 2))
             .Append(ml.Clustering.Trainers.KMeans("Latent", numberOfClusters: 10));
         var model = pipeline.Fit(TestData.MnistTrain(ml, 300));
         var clusters = model.Transform(TestData.MnistTest(ml, 50)).GetColumn<uint>("PredictedLabel").ToList();
         Assert.Equal(50, clusters.Count);
         Assert.All(clusters, c => Assert.InRange(c, 1u, 10u));
         Assert.True(clusters.Distinct().Count() > 1);
+        Assert.Equal(2, TestData.Column(model.Transform(TestData.MnistTest(ml, 5)), "LatentPca")[0].Length);
     }
 
     [Fact]
