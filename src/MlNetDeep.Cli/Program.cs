@@ -8,4 +8,7 @@ root.Subcommands.Add(train);
 root.Subcommands.Add(BenchmarkCommand.Create());
 root.Subcommands.Add(ExportOnnxCommand.Create());
 foreach (var command in CourseCommands.Create()) root.Subcommands.Add(command);
+var autoencoder = new Command("autoencoder", "Autoencoders: dense, convolutional, denoising and variational.");
+autoencoder.Subcommands.Add(AutoencoderCommand.Create());
+root.Subcommands.Add(autoencoder);
 return root.Parse(args).Invoke();

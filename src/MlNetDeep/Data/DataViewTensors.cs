@@ -51,8 +51,11 @@ public sealed class FeatureRowReader
     }
 }
 
-/// <summary>How a label column becomes a training target.</summary>
-public enum LabelKind { None, ClassIndex, Float }
+/// <summary>
+/// How a label column becomes a training target; <see cref="Inputs"/> means the features are their own target
+/// (autoencoders: a clean copy stays the target when the training inputs are corrupted).
+/// </summary>
+public enum LabelKind { None, ClassIndex, Float, Inputs }
 
 /// <summary>Whole columns read into memory: features [rows x size] and the labels as class indices or floats.</summary>
 public sealed class LoadedColumns
@@ -63,10 +66,14 @@ public sealed class LoadedColumns
     public long[]? ClassIndices { get; init; }
     public float[]? Targets { get; init; }
 
+    /// <summary>True when the features are also the targets (<see cref="LabelKind.Inputs"/>).</summary>
+    public bool InputsAreTargets { get; init; }
+
     /// <summary>Tensors on the CPU: inputs shaped [rows, ...sampleShape], targets int64 class indices or float.</summary>
     public Training.TensorData ToTensorData(int[] sampleShape)
     {
         var inputs = tensor(Features, [Rows, .. sampleShape.Select(d => (long)d)]);
+        if (InputsAreTargets) return new Training.TensorData(inputs, inputs);
         Tensor? targets = ClassIndices is not null ? tensor(ClassIndices, [Rows]) : Targets is not null ? tensor(Targets, [Rows]) : null;
         return new Training.TensorData(inputs, targets);
     }
@@ -123,7 +130,8 @@ public static class DataViewTensors
         if ((long)rows * featureSize != x.Length) Array.Resize(ref x, rows * featureSize);
         if (classes is not null && classes.Length != rows) Array.Resize(ref classes, rows);
         if (targets is not null && targets.Length != rows) Array.Resize(ref targets, rows);
-        return new LoadedColumns { Features = x, Rows = rows, FeatureSize = featureSize, ClassIndices = classes, Targets = targets };
+        return new LoadedColumns { Features = x, Rows = rows, FeatureSize = featureSize, ClassIndices = classes, Targets = targets,
+            InputsAreTargets = labelKind == LabelKind.Inputs };
     }
 
     /// <summary>Splits rows into (train, validation) after a seeded shuffle; <paramref name="fraction"/> of the rows validate.</summary>

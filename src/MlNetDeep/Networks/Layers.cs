@@ -26,6 +26,8 @@ public enum PaddingMode { Valid, Same }
 [JsonDerivedType(typeof(Flatten), "Flatten")]
 [JsonDerivedType(typeof(Reshape), "Reshape")]
 [JsonDerivedType(typeof(Activation), "Activation")]
+[JsonDerivedType(typeof(ConvTranspose2D), "ConvTranspose2D")]
+[JsonDerivedType(typeof(Upsample2D), "Upsample2D")]
 public abstract record Layer
 {
     /// <summary>The shape this layer produces for one sample of shape <paramref name="input"/>.</summary>
@@ -88,6 +90,56 @@ public sealed record Conv2D(int Filters, int KernelSize, int Stride = 1, Padding
     }
 
     public override string Describe() => $"Conv2D({Filters}, {KernelSize}x{KernelSize}, stride {Stride}, {Padding.ToString().ToLowerInvariant()}{Activations.Suffix(Activation)})";
+}
+
+/// <summary>
+/// A transposed 2-D convolution over [channels, height, width] (Keras' Conv2DTranspose), the learned upsampling of
+/// convolutional decoders. "valid" gives (size - 1) * stride + kernel; "same" gives size * stride.
+/// </summary>
+public sealed record ConvTranspose2D(int Filters, int KernelSize, int Stride = 1, PaddingMode Padding = PaddingMode.Valid,
+    ActivationKind Activation = ActivationKind.None, bool UseBias = true) : Layer
+{
+    public override int[] OutputShape(int[] input)
+    {
+        if (input.Length != 3) throw ShapeError(input, "an image shape [channels, height, width]");
+        if (Filters <= 0 || KernelSize <= 0 || Stride <= 0) throw new InvalidOperationException($"{Describe()}: filters, kernel size and stride must be positive.");
+        return [Filters, OutSize(input[1]), OutSize(input[2])];
+    }
+
+    private int OutSize(int size) => Padding == PaddingMode.Same ? size * Stride : (size - 1) * Stride + KernelSize;
+
+    public override nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        OutputShape(input);
+        // "same": the full transposed output is (size - 1) * stride + kernel; crop (kernel - stride) pixels, or,
+        // when the kernel is smaller than the stride, extend by (stride - kernel) with output padding.
+        int extra = Padding == PaddingMode.Same ? Math.Max(Stride - KernelSize, 0) : 0;
+        nn.Module<Tensor, Tensor> conv = nn.ConvTranspose2d(input[0], Filters, KernelSize, stride: Stride, output_padding: extra, bias: UseBias);
+        int crop = Padding == PaddingMode.Same ? Math.Max(KernelSize - Stride, 0) : 0;
+        if (crop > 0) conv = nn.Sequential(("layer", conv), ("crop", new CropModule(crop / 2, crop - crop / 2)));
+        return Activations.Wrap(conv, Activation);
+    }
+
+    public override string Describe() => $"ConvTranspose2D({Filters}, {KernelSize}x{KernelSize}, stride {Stride}, {Padding.ToString().ToLowerInvariant()}{Activations.Suffix(Activation)})";
+}
+
+/// <summary>Nearest-neighbour upsampling of [channels, height, width] by an integer <paramref name="Size"/> (Keras' UpSampling2D).</summary>
+public sealed record Upsample2D(int Size = 2) : Layer
+{
+    public override int[] OutputShape(int[] input)
+    {
+        if (input.Length != 3) throw ShapeError(input, "an image shape [channels, height, width]");
+        if (Size <= 0) throw new InvalidOperationException($"Upsample2D size must be positive, got {Size}.");
+        return [input[0], input[1] * Size, input[2] * Size];
+    }
+
+    public override nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        OutputShape(input);
+        return nn.Upsample(scale_factor: [Size, Size], mode: UpsampleMode.Nearest);
+    }
+
+    public override string Describe() => $"Upsample2D({Size}x)";
 }
 
 /// <summary>Max pooling over [channels, height, width]; the stride defaults to the pool size.</summary>
@@ -240,4 +292,16 @@ internal sealed class PadModule : nn.Module<Tensor, Tensor>
     private readonly double _value;
     public PadModule(long[] pad, double value) : base("Pad") { _pad = pad; _value = value; }
     public override Tensor forward(Tensor input) => nn.functional.pad(input, _pad, PaddingModes.Constant, _value);
+}
+
+/// <summary>Removes <c>before</c> rows/columns at the top/left and <c>after</c> at the bottom/right of an image batch.</summary>
+internal sealed class CropModule : nn.Module<Tensor, Tensor>
+{
+    private readonly long _before, _after;
+    public CropModule(int before, int after) : base("Crop") { _before = before; _after = after; }
+    public override Tensor forward(Tensor input)
+    {
+        long h = input.shape[2], w = input.shape[3];
+        return input.slice(2, _before, h - _after, 1).slice(3, _before, w - _after, 1);
+    }
 }

@@ -8,5 +8,8 @@ internal static class KnownFamilies
         Models.Classification.NeuralNetworkClassificationTransformer.EnsureRegistered();
         Models.Regression.NeuralNetworkRegressionTransformer.EnsureRegistered();
         Data.PolynomialFeaturesTransformer.EnsureRegistered();
+        Models.Autoencoders.AutoencoderTransformer.EnsureRegistered();
+        Models.Autoencoders.VariationalAutoencoderTransformer.EnsureRegistered();
+        Models.Autoencoders.DecoderTransformer.EnsureRegistered();
     }
 }

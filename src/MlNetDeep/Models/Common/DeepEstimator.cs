@@ -44,6 +44,9 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
     /// <summary>The output columns for GetOutputSchema, from the input's shape (checking it).</summary>
     protected abstract IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema);
 
+    /// <summary>Builds the TorchSharp module for the network (a plain sequential one unless a family needs more, e.g. an encoder and a decoder).</summary>
+    protected virtual nn.Module BuildModule(NetworkSpec network, int[] inputShape) => network.Build(inputShape);
+
     protected abstract TTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device, TaskSetup task, DataViewSchema schema, TrainingHistory history);
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
@@ -90,7 +93,7 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
                 validation = DataViewTensors.Load(validationData, Options.FeatureColumnName, featureSize, validationSetup.LabelColumnName, task.LabelKind, task.ClassCount).ToTensorData(inputShape);
             }
 
-            var module = TorchRuntime.Seeded(seed, () => network.Build(inputShape));
+            var module = TorchRuntime.Seeded(seed, () => BuildModule(network, inputShape));
             try
             {
                 module.to(device);

@@ -1,0 +1,101 @@
+using MlNetDeep.Models.Common;
+using MlNetDeep.Networks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Models.Autoencoders;
+
+/// <summary>
+/// What a fitted autoencoder or VAE offers besides its columns: encoding and decoding rows directly (for the latent-space
+/// tools), and a decoder of its own (latent column in, images out) for an IDataView of latent vectors.
+/// </summary>
+public abstract class AutoencoderTransformerBase : DeepTransformer
+{
+    private readonly object _gate = new();
+
+    private protected AutoencoderTransformerBase(nn.Module module, NetworkSpec network, NetworkSpec encoder, NetworkSpec decoder, int[] latentShape,
+        string featureColumnName, int[] inputShape, Device device, int scoringBatchSize, string latentColumnName, string reconstructionColumnName)
+        : base(module, network, featureColumnName, inputShape, device, scoringBatchSize)
+    {
+        Encoder = encoder;
+        Decoder = decoder;
+        LatentShape = latentShape;
+        LatentSize = latentShape.Aggregate(1, (a, b) => a * b);
+        LatentColumnName = latentColumnName;
+        ReconstructionColumnName = reconstructionColumnName;
+    }
+
+    /// <summary>The encoder's spec (task-sized layers resolved).</summary>
+    public NetworkSpec Encoder { get; }
+
+    /// <summary>The decoder's spec (task-sized layers resolved).</summary>
+    public NetworkSpec Decoder { get; }
+
+    /// <summary>The shape of the latent code as the decoder reads it (e.g. [2], or [32, 7, 7] for the convolutional denoiser).</summary>
+    public int[] LatentShape { get; }
+
+    /// <summary>Values in the latent column.</summary>
+    public int LatentSize { get; }
+
+    /// <summary>Name of the latent output column.</summary>
+    public string LatentColumnName { get; }
+
+    /// <summary>Name of the reconstruction output column.</summary>
+    public string ReconstructionColumnName { get; }
+
+    private protected IAutoencoderModule Parts => (IAutoencoderModule)Module;
+
+    /// <summary>The latent codes (a VAE's means) of <paramref name="inputs"/>, each of the feature column's size.</summary>
+    public float[][] Encode(IReadOnlyList<float[]> inputs) => Run(inputs, FeatureSize, InputShape, Parts.EncodeLatent, LatentSize);
+
+    /// <summary>The decoded images of latent codes, each of <see cref="LatentSize"/> values.</summary>
+    public float[][] Decode(IReadOnlyList<float[]> latents) => Run(latents, LatentSize, LatentShape, Parts.Decode, FeatureSize);
+
+    private float[][] Run(IReadOnlyList<float[]> rows, int width, int[] shape, Func<Tensor, Tensor> pass, int outputWidth)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        for (int i = 0; i < rows.Count; i++)
+            if (rows[i] is null || rows[i].Length != width) throw new ArgumentException($"Row {i} has {rows[i]?.Length ?? 0} values; expected {width}.", nameof(rows));
+        var result = new float[rows.Count][];
+        lock (_gate)
+        {
+            for (int start = 0; start < rows.Count; start += ScoringBatchSize)
+            {
+                int n = Math.Min(ScoringBatchSize, rows.Count - start);
+                using var scope = NewDisposeScope();
+                using var noGrad = no_grad();
+                var flat = new float[n * width];
+                for (int i = 0; i < n; i++) rows[start + i].CopyTo(flat, i * width);
+                var x = tensor(flat, [n, .. shape.Select(d => (long)d)]).to(Device);
+                var y = pass(x).reshape(n, -1).to(CPU).contiguous().data<float>().ToArray();
+                for (int i = 0; i < n; i++) result[start + i] = y.AsSpan(i * outputWidth, outputWidth).ToArray();
+            }
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// A transformer of its own that decodes a latent column (vector&lt;float&gt;[<see cref="LatentSize"/>]) into an image column:
+    /// latents IDataView in, images IDataView out. It holds a copy of the decoder's weights (dispose it separately).
+    /// </summary>
+    public DecoderTransformer CreateDecoder(string? latentColumnName = null, string? outputColumnName = null)
+    {
+        var module = Decoder.Build(LatentShape);
+        try
+        {
+            using (no_grad())
+            {
+                var source = Parts.DecoderModule.state_dict();
+                foreach (var (name, tensor) in module.state_dict()) tensor.copy_(source[name]);
+            }
+            module.to(Device);
+            return new DecoderTransformer(module, Decoder, latentColumnName ?? LatentColumnName, LatentShape, Device, ScoringBatchSize,
+                outputColumnName ?? ReconstructionColumnName, FeatureSize);
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
+    }
+}

@@ -1,0 +1,44 @@
+using MlNetDeep.Models.Common;
+using MlNetDeep.Networks;
+using MlNetDeep.Persistence;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Models.Autoencoders;
+
+/// <summary>An autoencoder's decoder on its own: reads a latent column and adds an image (reconstruction) column.</summary>
+public sealed class DecoderTransformer : DeepTransformer
+{
+    internal const string KindName = "AutoencoderDecoder";
+
+    static DecoderTransformer() => DeepModelFile.Register(KindName,
+        record => record.Network.Build(record.InputShape),
+        (record, module, device) => new DecoderTransformer(module, record.Network, record.FeatureColumnName, record.InputShape, device,
+            record.ScoringBatchSize, record.Get<string>("outputColumn"), record.Get<int>("outputSize")));
+
+    internal static void EnsureRegistered() { }
+
+    internal DecoderTransformer(nn.Module module, NetworkSpec network, string latentColumnName, int[] latentShape, Device device, int scoringBatchSize,
+        string outputColumnName, int outputSize)
+        : base(module, network, latentColumnName, latentShape, device, scoringBatchSize)
+    {
+        OutputSize = outputSize;
+        OutputColumns = [new VectorOutputColumn(outputColumnName, 0, outputSize)];
+    }
+
+    /// <summary>Values per decoded image.</summary>
+    public int OutputSize { get; }
+
+    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    public override int OutputWidth => OutputSize;
+    public override string Kind => KindName;
+
+    protected override Tensor Forward(Tensor inputs) => ((nn.Module<Tensor, Tensor>)Module).call(inputs).reshape(inputs.shape[0], -1);
+
+    internal override TransformerRecord ToRecord() => new TransformerRecord
+    {
+        Kind = KindName, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,
+    }
+        .With("outputColumn", OutputColumns[0].Name)
+        .With("outputSize", OutputSize);
+}
