@@ -14,7 +14,7 @@ public static class ColumnChecks
     {
         public string TypeText => Kind switch
         {
-            SchemaShape.Column.VectorKind.Scalar => IsKey ? $"Key<{ItemType}>" : ItemType.ToString(),
+            SchemaShape.Column.VectorKind.Scalar => IsKey ? $"Key<{ItemType}>" : ItemType.ToString() ?? "",
             SchemaShape.Column.VectorKind.Vector => Size > 0 ? $"Vector<{ItemType}, {Size}>" : $"Vector<{ItemType}>",
             _ => $"VarVector<{ItemType}>",
         };

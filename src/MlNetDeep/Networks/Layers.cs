@@ -47,6 +47,8 @@ public abstract record Layer
 
 /// <summary>A fully connected layer over a flat input.</summary>
 /// <param name="Units">Number of outputs; <see cref="TaskOutputs"/> (0) means as many as the task needs (classes, or targets).</param>
+/// <param name="Activation">The activation applied to the outputs.</param>
+/// <param name="UseBias">Whether the layer adds a learned bias.</param>
 public sealed record Dense(int Units, ActivationKind Activation = ActivationKind.None, bool UseBias = true) : Layer
 {
     /// <summary>Units = 0: the trainer sets the width to the task's output count.</summary>
