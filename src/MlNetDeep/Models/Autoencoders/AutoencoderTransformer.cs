@@ -42,10 +42,7 @@ public sealed class AutoencoderTransformer : AutoencoderTransformerBase
         return cat([latent.reshape(n, -1), reconstruction], 1);
     }
 
-    internal override TransformerRecord ToRecord() => new TransformerRecord
-    {
-        Kind = KindName, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,
-    }
+    internal override TransformerRecord ToRecord() => NewRecord()
         .With("encoder", Encoder)
         .With("decoder", Decoder)
         .With("latentShape", LatentShape)

@@ -35,10 +35,7 @@ public sealed class DecoderTransformer : DeepTransformer
 
     protected override Tensor Forward(Tensor inputs) => ((nn.Module<Tensor, Tensor>)Module).call(inputs).reshape(inputs.shape[0], -1);
 
-    internal override TransformerRecord ToRecord() => new TransformerRecord
-    {
-        Kind = KindName, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,
-    }
+    internal override TransformerRecord ToRecord() => NewRecord()
         .With("outputColumn", OutputColumns[0].Name)
         .With("outputSize", OutputSize);
 }

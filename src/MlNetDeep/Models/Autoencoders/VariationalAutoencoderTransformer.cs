@@ -137,10 +137,7 @@ public sealed class VariationalAutoencoderTransformer : AutoencoderTransformerBa
         return new ElboResult(-(reconstruction + kl) / rows, reconstruction / rows, kl / rows, rows);
     }
 
-    internal override TransformerRecord ToRecord() => new TransformerRecord
-    {
-        Kind = KindName, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,
-    }
+    internal override TransformerRecord ToRecord() => NewRecord()
         .With("encoder", Encoder)
         .With("decoder", Decoder)
         .With("latentSize", LatentSize)

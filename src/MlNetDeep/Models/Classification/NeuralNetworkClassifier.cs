@@ -106,10 +106,7 @@ public sealed class NeuralNetworkClassificationTransformer : DeepTransformer
     protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead =>
         _outputsProbabilities ? Persistence.Onnx.OnnxExporter.Head.None : Persistence.Onnx.OnnxExporter.Head.Softmax;
 
-    internal override TransformerRecord ToRecord() => new TransformerRecord
-    {
-        Kind = KindName, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,
-    }
+    internal override TransformerRecord ToRecord() => NewRecord()
         .With("classes", ClassCount)
         .With("keyValuesType", _keyValues?.TypeName)
         .With("keyValues", _keyValues?.Values.ToArray())

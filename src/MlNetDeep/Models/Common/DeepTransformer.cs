@@ -135,6 +135,12 @@ public abstract class DeepTransformer : ITransformer, IDisposable
     /// <summary>What the ONNX graph appends to the network to match <see cref="Forward"/>; null when the family cannot be exported.</summary>
     protected virtual Persistence.Onnx.OnnxExporter.Head? OnnxHead => null;
 
+    /// <summary>A saved-model record holding what every deep transformer has (kind, column, shape, network); families add their settings.</summary>
+    private protected Persistence.TransformerRecord NewRecord() => new()
+    {
+        Kind = Kind, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,
+    };
+
     /// <summary>The family-specific part of a saved model (settings beyond the network, weights and feature column).</summary>
     internal abstract Persistence.TransformerRecord ToRecord();
 

@@ -67,8 +67,5 @@ public sealed class NeuralNetworkRegressionTransformer : DeepTransformer
 
     protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
 
-    internal override TransformerRecord ToRecord() => new TransformerRecord
-    {
-        Kind = KindName, FeatureColumnName = FeatureColumnName, InputShape = InputShape, Network = Network, ScoringBatchSize = ScoringBatchSize,
-    }.With("scoreColumn", OutputColumns[0].Name);
+    internal override TransformerRecord ToRecord() => NewRecord().With("scoreColumn", OutputColumns[0].Name);
 }
