@@ -75,7 +75,19 @@ public static class ToyData
         Check(count, spread, centers);
         if (centers < 1) throw new ArgumentOutOfRangeException(nameof(centers), centers, "centers must be at least 1.");
         var random = new Random(seed);
-        var centres = Enumerable.Range(0, centers).Select(_ => (X: random.NextDouble() * 20 - 10, Y: random.NextDouble() * 20 - 10)).ToArray();
+        // Centres uniform in [-10, 10]², redrawn (up to 100 times) when closer than 5 spreads to an earlier one, so that
+        // the blobs are told apart by eye as well as by their labels.
+        var centres = new List<(double X, double Y)>();
+        for (int c = 0; c < centers; c++)
+        {
+            (double X, double Y) centre = default;
+            for (int attempt = 0; attempt < 100; attempt++)
+            {
+                centre = (random.NextDouble() * 20 - 10, random.NextDouble() * 20 - 10);
+                if (centres.All(o => Math.Sqrt((o.X - centre.X) * (o.X - centre.X) + (o.Y - centre.Y) * (o.Y - centre.Y)) >= 5 * spread)) break;
+            }
+            centres.Add(centre);
+        }
         var points = new ToyPoint[count];
         for (int i = 0; i < count; i++)
         {
