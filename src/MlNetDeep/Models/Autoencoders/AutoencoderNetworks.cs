@@ -92,6 +92,9 @@ public static class AutoencoderNetworks
     public static AutoencoderOptions ConvolutionalAutoencoder(int latentSize, string featureColumnName = "Pixels") => new()
     {
         FeatureColumnName = featureColumnName, InputShape = [1, 28, 28], Encoder = ConvolutionalEncoder, Decoder = ConvolutionalDecoder, LatentSize = latentSize,
+        // Binary cross-entropy: with squared error through the sigmoid output this network stalls at the all-black image
+        // (test MSE 0.114 after 3 epochs on 20,000 images); cross-entropy's gradient does not vanish there.
+        ReconstructionLoss = ReconstructionLoss.BinaryCrossEntropy,
     };
 
     /// <summary>
