@@ -11,4 +11,13 @@ foreach (var command in CourseCommands.Create()) root.Subcommands.Add(command);
 var autoencoder = new Command("autoencoder", "Autoencoders: dense, convolutional, denoising and variational.");
 autoencoder.Subcommands.Add(AutoencoderCommand.Create());
 root.Subcommands.Add(autoencoder);
-return root.Parse(args).Invoke();
+try
+{
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or InvalidDataException or IOException or NotSupportedException)
+{
+    // A user-facing problem (bad data or options, missing files, no GPU): its message says what to do; no stack trace.
+    Console.Error.WriteLine($"error: {ex.Message}");
+    return 1;
+}
