@@ -41,6 +41,8 @@ public static class TrainingEngine
         DeepTrainerOptions options, Device device, int seed)
     {
         if (train.Count == 0) throw new InvalidOperationException("The training data has no rows.");
+        objective.CheckData(train);
+        if (validation is not null) objective.CheckData(validation);
         var history = new TrainingHistory();
         var generator = new Generator((ulong)(uint)seed, device: CPU);
         var deviceGenerator = device.type == DeviceType.CPU ? generator : new Generator((ulong)(uint)seed, device: device);

@@ -13,6 +13,12 @@ public abstract class TrainingObjective
     public virtual bool HasAccuracy => false;
 
     /// <summary>
+    /// Checks a whole data set once before training (e.g. that values lie in the range the loss needs), so that
+    /// <see cref="Step"/> does not have to on every batch. Throws with a message naming what is wrong.
+    /// </summary>
+    public virtual void CheckData(TensorData data) { }
+
+    /// <summary>
     /// The mean loss of a batch (a scalar that backward() can run on) and, for classification, the number of
     /// correct predictions (a scalar tensor), or null.
     /// </summary>

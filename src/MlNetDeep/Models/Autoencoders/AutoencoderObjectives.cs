@@ -7,19 +7,24 @@ namespace MlNetDeep.Models.Autoencoders;
 /// <summary>The reconstruction terms, one place for training, evaluation and the VAE's ELBO.</summary>
 internal static class Reconstruction
 {
-    /// <summary>Per-sample loss [n], summed over a sample's values.</summary>
-    public static Tensor PerSample(Tensor output, Tensor target, ReconstructionLoss loss, string columnName)
+    /// <summary>
+    /// Per-sample loss [n], summed over a sample's values. <paramref name="checkRange"/> checks binary cross-entropy's
+    /// [0, 1] targets here (two device syncs); training checks its data once instead (<see cref="CheckData"/>).
+    /// </summary>
+    public static Tensor PerSample(Tensor output, Tensor target, ReconstructionLoss loss, string columnName, bool checkRange)
     {
         var t = target.view_as(output);
-        if (loss == ReconstructionLoss.BinaryCrossEntropy) CheckUnitRange(t, columnName);
+        if (checkRange) CheckData(t, loss, columnName);
         var elementwise = loss == ReconstructionLoss.BinaryCrossEntropy
             ? nn.functional.binary_cross_entropy(output.clamp(1e-7, 1 - 1e-7), t, reduction: nn.Reduction.None)
             : (output - t).square();
         return elementwise.flatten(1).sum(1);
     }
 
-    private static void CheckUnitRange(Tensor target, string columnName)
+    /// <summary>Binary cross-entropy needs targets in [0, 1]; squared error takes any values.</summary>
+    public static void CheckData(Tensor target, ReconstructionLoss loss, string columnName)
     {
+        if (loss != ReconstructionLoss.BinaryCrossEntropy) return;
         double min = target.min().item<float>(), max = target.max().item<float>();
         if (min < 0 || max > 1)
             throw new InvalidOperationException($"Binary cross-entropy needs the values of column '{columnName}' in [0, 1], but they range over [{min}, {max}]. " +
@@ -30,10 +35,12 @@ internal static class Reconstruction
 /// <summary>An autoencoder's loss: the mean reconstruction loss per value (MSE or binary cross-entropy) against the clean targets.</summary>
 internal sealed class ReconstructionObjective(ReconstructionLoss loss, string columnName) : TrainingObjective
 {
+    public override void CheckData(TensorData data) => Reconstruction.CheckData(data.Targets ?? data.Inputs, loss, columnName);
+
     public override (Tensor Loss, Tensor? Correct) Step(nn.Module model, Tensor inputs, Tensor? targets)
     {
         var output = ((nn.Module<Tensor, Tensor>)model).call(inputs);
-        var perSample = Reconstruction.PerSample(output, targets ?? inputs, loss, columnName);
+        var perSample = Reconstruction.PerSample(output, targets ?? inputs, loss, columnName, checkRange: false);
         return (perSample.mean() / (output.numel() / output.shape[0]), null);
     }
 }
@@ -44,21 +51,23 @@ internal sealed class ReconstructionObjective(ReconstructionLoss loss, string co
 /// </summary>
 internal sealed class VariationalObjective(ReconstructionLoss loss, double beta, string columnName) : TrainingObjective
 {
+    public override void CheckData(TensorData data) => Reconstruction.CheckData(data.Targets ?? data.Inputs, loss, columnName);
+
     public override (Tensor Loss, Tensor? Correct) Step(nn.Module model, Tensor inputs, Tensor? targets)
     {
         var vae = (VariationalAutoencoderModule)model;
-        var (reconstruction, kl) = Terms(vae, inputs, targets ?? inputs, m => randn_like(m), loss, columnName);
+        var (reconstruction, kl) = Terms(vae, inputs, targets ?? inputs, m => randn_like(m), loss, columnName, checkRange: false);
         return ((reconstruction + kl * beta).mean(), null);
     }
 
     /// <summary>Per-sample reconstruction loss and KL divergence, [n] each; <paramref name="noise"/> draws the reparameterisation's noise for a mean tensor.</summary>
     public static (Tensor Reconstruction, Tensor KL) Terms(VariationalAutoencoderModule vae, Tensor inputs, Tensor targets,
-        Func<Tensor, Tensor> noise, ReconstructionLoss loss, string columnName)
+        Func<Tensor, Tensor> noise, ReconstructionLoss loss, string columnName, bool checkRange)
     {
         var (mean, logVariance) = vae.Encode(inputs);
         var z = VariationalAutoencoderModule.Reparameterise(mean, logVariance, noise(mean));
         var output = vae.Decode(z);
-        var reconstruction = Reconstruction.PerSample(output, targets, loss, columnName);
+        var reconstruction = Reconstruction.PerSample(output, targets, loss, columnName, checkRange);
         var kl = ((logVariance.exp() + mean.square() - 1 - logVariance) * 0.5).sum(1);
         return (reconstruction, kl);
     }

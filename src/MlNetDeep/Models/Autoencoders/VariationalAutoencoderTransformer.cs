@@ -129,7 +129,7 @@ public sealed class VariationalAutoencoderTransformer : AutoencoderTransformerBa
                 using var scope = NewDisposeScope();
                 long end = Math.Min(rows, start + ScoringBatchSize);
                 var x = all.Inputs.slice(0, start, end, 1).to(Device);
-                var (r, k) = VariationalObjective.Terms(Vae, x, x, m => randn(m.shape, generator: generator).to(m.device), ReconstructionLoss, FeatureColumnName);
+                var (r, k) = VariationalObjective.Terms(Vae, x, x, m => randn(m.shape, generator: generator).to(m.device), ReconstructionLoss, FeatureColumnName, checkRange: true);
                 reconstruction += r.sum().to(float64).item<double>();
                 kl += k.sum().to(float64).item<double>();
             }
