@@ -2,6 +2,7 @@ using MlNetDeep.Build;
 using MlNetDeep.Native;
 using TorchSharp;
 
+
 namespace MlNetDeep.Tests;
 
 public class TorchSharpLoadingTests
@@ -54,5 +55,55 @@ public class TorchSharpLoadingTests
         Assert.Contains("FallbackToCpu", ex.Message);
         Assert.Equal(DeviceType.CPU, TorchRuntime.SelectDevice(0, fallbackToCpu: true).type);
         Assert.Equal(DeviceType.CPU, TorchRuntime.SelectDevice(null, fallbackToCpu: false).type);
+    }
+}
+
+public class NativeShimLoaderTests
+{
+    /// <summary>TorchSharp's shim as the package ships it (unpatched), from the NuGet cache the build restored from.</summary>
+    private static string OriginalShim()
+    {
+        var root = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } configured
+            ? configured
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        var path = Path.Combine(root, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        Assert.True(File.Exists(path), $"TorchSharp's shim is not in the NuGet cache at {path}");
+        return path;
+    }
+
+    [Fact]
+    public void AnUnpatchedShimGetsOnePatchedCopyInTheCache()
+    {
+        var original = OriginalShim();
+        var cache = Directory.CreateTempSubdirectory("mlnetdeep-native-").FullName;
+        try
+        {
+            var copy = NativeShimLoader.PatchedCopy(original, cache);
+            Assert.NotNull(copy);
+            Assert.StartsWith(cache, copy);
+            var before = File.ReadAllBytes(original);
+            var after = File.ReadAllBytes(copy!);
+            Assert.Equal(before.Length, after.Length);
+            Assert.Equal(1, before.Zip(after).Count(p => p.First != p.Second));
+            Assert.Equal(ElfPatchResult.AlreadyWeak, ElfVersionNeedPatcher.MakeVersionNeedWeak(after, "GLIBCXX_3.4.32"));
+            var written = File.GetLastWriteTimeUtc(copy!);
+            Assert.Equal(copy, NativeShimLoader.PatchedCopy(original, cache));
+            Assert.Equal(written, File.GetLastWriteTimeUtc(copy!));
+            Assert.Single(Directory.EnumerateFiles(cache, "*", SearchOption.AllDirectories));
+            // A shim that is already patched (this repository's own build outputs) needs no copy.
+            Assert.Null(NativeShimLoader.PatchedCopy(copy!, cache));
+        }
+        finally { Directory.Delete(cache, recursive: true); }
+    }
+
+    [Fact]
+    public void TheLoaderFindsTheShimTorchSharpLoads()
+    {
+        TorchRuntime.EnsureLoaded();
+        var shim = NativeShimLoader.FindShim();
+        Assert.NotNull(shim);
+        Assert.EndsWith("libLibTorchSharp.so", shim);
+        // This repository's build patches its outputs, so the loader had nothing to do here (or the host needs no fix).
+        Assert.True(TorchRuntime.ShimOutcome is NativeShimLoader.Outcome.AlreadyPatched or NativeShimLoader.Outcome.NotNeeded, TorchRuntime.ShimOutcome.ToString());
     }
 }

@@ -18,22 +18,30 @@ public static class TorchRuntime
         lock (Gate)
         {
             if (_loaded) return;
+            NativeShimLoader.Outcome outcome = NativeShimLoader.Outcome.NotNeeded;
             try
             {
+                outcome = NativeShimLoader.Prepare();
                 // Any call into the native shim loads it; this one is cheap and has no side effects.
                 using var probe = torch.zeros(1);
                 _loaded = true;
+                ShimOutcome = outcome;
             }
-            catch (Exception ex) when (ex is DllNotFoundException or TypeInitializationException or NotSupportedException or BadImageFormatException)
+            catch (Exception ex) when (ex is DllNotFoundException or TypeInitializationException or NotSupportedException or BadImageFormatException
+                                           or IOException or UnauthorizedAccessException)
             {
                 throw new InvalidOperationException(
-                    "TorchSharp's native library (libLibTorchSharp / libtorch) could not be loaded. " +
-                    "Build through the MlNetDeep projects (their build patches libLibTorchSharp.so for hosts whose libstdc++ " +
-                    "lacks GLIBCXX_3.4.32) and reference TorchSharp-cpu, or put a libtorch 2.10 with CUDA on LD_LIBRARY_PATH. " +
+                    "TorchSharp's native library (libLibTorchSharp / libtorch) could not be loaded " +
+                    $"(shim preparation: {outcome}). Reference the TorchSharp-cpu package (MlNetDeep does by default) so that libtorch " +
+                    "is copied next to your app, or, for the GPU variant, put a libtorch 2.10 with CUDA on LD_LIBRARY_PATH. " +
+                    $"On Linux the folder in ${NativeShimLoader.CacheVariable} (default ~/.cache/MlNetDeep/native) must be writable. " +
                     "Inner error: " + (ex.InnerException?.Message ?? ex.Message), ex);
             }
         }
     }
+
+    /// <summary>What the loader did to make TorchSharp's shim load in this process (see <see cref="NativeShimLoader"/>).</summary>
+    public static NativeShimLoader.Outcome ShimOutcome { get; private set; }
 
     /// <summary>True when CUDA is usable by this process.</summary>
     public static bool CudaAvailable
