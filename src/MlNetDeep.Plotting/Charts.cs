@@ -26,32 +26,33 @@ public static class Charts
         Save(plot, path, width, height);
     }
 
-    /// <summary>Loss and accuracy per epoch of a training run: two panels side by side in one PNG.</summary>
+    /// <summary>
+    /// Every metric a training run reported, per epoch, in two panels of one PNG: the losses (names with "loss") and
+    /// the rest (accuracies, distances...). Validation metrics (val_*) are drawn beside their training twins.
+    /// </summary>
     public static void TrainingCurves(string path, TrainingHistory history, string title = "Training", string validationName = "validation")
     {
         var epochs = history.Epochs.Select(e => (double)e.Epoch + 1).ToArray();
         var multi = new Multiplot();
         multi.AddPlots(2);
         multi.Layout = new ScottPlot.MultiplotLayouts.Columns();
+        var losses = history.MetricNames.Where(n => n.Contains("loss", StringComparison.Ordinal)).ToList();
+        var others = history.MetricNames.Except(losses).ToList();
+        string Label(string name) => name.StartsWith(TrainingLoop.ValidationPrefix, StringComparison.Ordinal)
+            ? $"{validationName} {name[TrainingLoop.ValidationPrefix.Length..].Replace('_', ' ')}"
+            : name == SupervisedStep.Loss || name == SupervisedStep.Accuracy ? $"train {name}" : name.Replace('_', ' ');
         var loss = multi.GetPlot(0);
-        AddLine(loss, epochs, history.Epochs.Select(e => e.TrainLoss), "train loss");
-        if (history.Epochs.Any(e => e.ValidationLoss is not null))
-            AddLine(loss, epochs, history.Epochs.Select(e => e.ValidationLoss ?? double.NaN), $"{validationName} loss");
-        loss.Title($"{title}: loss");
+        foreach (var name in losses) AddLine(loss, epochs, history.Values(name), Label(name));
+        loss.Title($"{title}: {(losses.Count == 1 ? "loss" : "losses")}");
         loss.XLabel("epoch");
         loss.ShowLegend(Alignment.UpperRight);
-        var accuracy = multi.GetPlot(1);
-        if (history.Epochs.Any(e => e.TrainAccuracy is not null))
-        {
-            AddLine(accuracy, epochs, history.Epochs.Select(e => e.TrainAccuracy ?? double.NaN), "train accuracy");
-            if (history.Epochs.Any(e => e.ValidationAccuracy is not null))
-                AddLine(accuracy, epochs, history.Epochs.Select(e => e.ValidationAccuracy ?? double.NaN), $"{validationName} accuracy");
-            accuracy.ShowLegend(Alignment.LowerRight);
-        }
-        accuracy.Title($"{title}: accuracy");
+        var rest = multi.GetPlot(1);
+        foreach (var name in others) AddLine(rest, epochs, history.Values(name), Label(name));
+        if (others.Count > 0) rest.ShowLegend(Alignment.LowerRight);
+        rest.Title(others.All(n => n.Contains("accuracy", StringComparison.Ordinal)) ? $"{title}: accuracy" : $"{title}: metrics");
         IntegerTicks(loss);
-        IntegerTicks(accuracy);
-        accuracy.XLabel("epoch");
+        IntegerTicks(rest);
+        rest.XLabel("epoch");
         EnsureFolder(path);
         multi.SavePng(path, 1200, 480);
     }

@@ -30,11 +30,7 @@ internal static class ConsoleProgress
     }
 
     public static string Describe(EpochMetrics e) =>
-        $"epoch {e.Epoch + 1}: loss {e.TrainLoss:F4}" +
-        (e.TrainAccuracy is { } a ? $", acc {a:P2}" : "") +
-        (e.ValidationLoss is { } vl ? $", val loss {vl:F4}" : "") +
-        (e.ValidationAccuracy is { } va ? $", val acc {va:P2}" : "") +
-        $", lr {e.LearningRate:G3}, {e.Duration.TotalSeconds:F1}s, {e.SamplesPerSecond:F0} samples/s";
+        $"epoch {e.Epoch + 1}: {e.Describe()}, lr {e.LearningRate:G3}, {e.Duration.TotalSeconds:F1}s, {e.SamplesPerSecond:F0} samples/s";
 
     private sealed class LineProgress(string title) : IProgress<TrainingProgress>
     {

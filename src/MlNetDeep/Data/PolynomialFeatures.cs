@@ -101,11 +101,6 @@ public sealed class PolynomialFeaturesTransformer : ITransformer, Persistence.IP
 
     internal const string KindName = "PolynomialFeatures";
 
-    static PolynomialFeaturesTransformer() => Persistence.DeepModelFile.RegisterTransform(KindName, settings =>
-        new PolynomialFeaturesTransformer((string)settings["output"]!, (string)settings["input"]!, (int)settings["degree"]!));
-
-    internal static void EnsureRegistered() { }
-
     private MappedColumnDataView Map(IDataView input)
     {
         var column = ColumnChecks.Find(input.Schema, InputColumnName, "input");
@@ -134,4 +129,13 @@ public sealed class PolynomialFeaturesTransformer : ITransformer, Persistence.IP
         public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
             throw new InvalidOperationException("A schema-only view has no rows.");
     }
+}
+
+/// <summary>How a saved <see cref="PolynomialFeaturesTransformer"/> is read back.</summary>
+internal sealed class PolynomialFeaturesFormat : Persistence.TransformModelFormat
+{
+    public override string Kind => PolynomialFeaturesTransformer.KindName;
+
+    public override ITransformer Create(System.Text.Json.Nodes.JsonObject settings) =>
+        new PolynomialFeaturesTransformer((string)settings["output"]!, (string)settings["input"]!, (int)settings["degree"]!);
 }

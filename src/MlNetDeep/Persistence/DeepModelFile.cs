@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using MlNetDeep.Models.Common;
 using MlNetDeep.Native;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -23,21 +22,8 @@ public static class DeepModelFile
     private sealed record Manifest(string Format, int Version, List<StageEntry> Stages);
     private sealed record StageEntry(string Type, string Entry, string? Sha256, string? Kind);
 
-    private static readonly Dictionary<string, Func<TransformerRecord, nn.Module, Device, DeepTransformer>> Loaders = new();
-    private static readonly Dictionary<string, Func<TransformerRecord, nn.Module>> ModuleBuilders = new();
-    private static readonly Dictionary<string, Func<System.Text.Json.Nodes.JsonObject, ITransformer>> TransformLoaders = new();
-
-    /// <summary>Registers how a network-free MlNetDeep transform (an <see cref="IPersistentTransformer"/>) is rebuilt from its settings.</summary>
-    public static void RegisterTransform(string kind, Func<System.Text.Json.Nodes.JsonObject, ITransformer> create)
-    {
-        lock (Loaders) TransformLoaders[kind] = create;
-    }
-
-    /// <summary>Registers how a family of deep transformers is rebuilt from its record (families call this once).</summary>
-    public static void Register(string kind, Func<TransformerRecord, nn.Module> buildModule, Func<TransformerRecord, nn.Module, Device, DeepTransformer> create)
-    {
-        lock (Loaders) { ModuleBuilders[kind] = buildModule; Loaders[kind] = create; }
-    }
+    /// <summary>Registers the saved-model format of a family defined outside MlNetDeep (the library's own are found by themselves).</summary>
+    public static void Register(SavedModelFormat format) => SavedModelFormats.Register(format);
 
     public static void Save(ModelOperationsCatalog catalog, ITransformer model, DataViewSchema inputSchema, string path)
     {
@@ -62,14 +48,14 @@ public static class DeepModelFile
 
         foreach (var stage in stages)
         {
-            if (stage is DeepTransformer or IPersistentTransformer)
+            if (stage is ISavedNetwork or IPersistentTransformer)
             {
                 if (pending.Count > 0)
                 {
                     manifest.Stages.Add(WriteMlNet(catalog, zip, $"stages/{manifest.Stages.Count}.zip", new TransformerChain<ITransformer>(pending.ToArray()), pendingSchema));
                     pending.Clear();
                 }
-                manifest.Stages.Add(stage is DeepTransformer deep
+                manifest.Stages.Add(stage is ISavedNetwork deep
                     ? WriteDeep(zip, $"stages/{manifest.Stages.Count}", deep)
                     : WriteTransform(zip, $"stages/{manifest.Stages.Count}.json", (IPersistentTransformer)stage));
                 schema = stage.GetOutputSchema(schema);
@@ -171,7 +157,7 @@ public static class DeepModelFile
         return new StageEntry("mlnet", name, Hash(bytes), null);
     }
 
-    private static StageEntry WriteDeep(ZipArchive zip, string folder, DeepTransformer deep)
+    private static StageEntry WriteDeep(ZipArchive zip, string folder, ISavedNetwork deep)
     {
         var record = deep.ToRecord();
         var weights = new MemoryStream();
@@ -194,38 +180,25 @@ public static class DeepModelFile
     {
         var settings = System.Text.Json.Nodes.JsonNode.Parse(ReadEntry(zip, stage.Entry, stage.Sha256)) as System.Text.Json.Nodes.JsonObject
             ?? throw new InvalidDataException($"{stage.Entry}: the settings are not a JSON object.");
-        Func<System.Text.Json.Nodes.JsonObject, ITransformer>? create;
-        lock (Loaders)
-        {
-            KnownFamilies.EnsureRegistered();
-            TransformLoaders.TryGetValue(stage.Kind ?? "", out create);
-        }
-        if (create is null) throw new InvalidDataException($"it holds a '{stage.Kind}' transform, which this MlNetDeep does not know.");
-        return create(settings);
+        var format = SavedModelFormats.Find<TransformModelFormat>(stage.Kind);
+        return format.Create(settings);
     }
 
-    private static DeepTransformer ReadDeep(ZipArchive zip, StageEntry stage, Device device)
+    private static ITransformer ReadDeep(ZipArchive zip, StageEntry stage, Device device)
     {
         var hashes = stage.Sha256?.Split(':') ?? [];
         var recordBytes = ReadEntry(zip, stage.Entry + "/transformer.json", hashes.ElementAtOrDefault(0));
         var weightBytes = ReadEntry(zip, stage.Entry + "/weights.bin", hashes.ElementAtOrDefault(1));
         var record = JsonSerializer.Deserialize<TransformerRecord>(recordBytes) ?? throw new InvalidDataException($"{stage.Entry}: empty record.");
-        Func<TransformerRecord, nn.Module>? build;
-        Func<TransformerRecord, nn.Module, Device, DeepTransformer>? create;
-        lock (Loaders)
-        {
-            KnownFamilies.EnsureRegistered();
-            ModuleBuilders.TryGetValue(record.Kind, out build);
-            Loaders.TryGetValue(record.Kind, out create);
-        }
-        if (build is null || create is null) throw new InvalidDataException($"it holds a '{record.Kind}' model, which this MlNetDeep does not know.");
+        var format = SavedModelFormats.Find<NetworkModelFormat>(record.Kind);
+        SavedModelFormats.CheckVersion(format, record.Version);
         TorchRuntime.EnsureLoaded();
-        var module = build(record);
+        var module = format.BuildModule(record);
         try
         {
             WeightsFile.Read(module, new MemoryStream(weightBytes));
             module.to(device);
-            return create(record, module, device);
+            return format.Create(record, module, device);
         }
         catch
         {

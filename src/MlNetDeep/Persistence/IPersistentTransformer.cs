@@ -4,7 +4,7 @@ namespace MlNetDeep.Persistence;
 
 /// <summary>
 /// A parameter-light MlNetDeep transform (no network) that <see cref="DeepModelFile"/> stores as its settings alone.
-/// Implementers register how to rebuild themselves with <see cref="DeepModelFile.RegisterTransform"/>.
+/// Implementers declare how to rebuild themselves with a <see cref="TransformModelFormat"/>.
 /// </summary>
 public interface IPersistentTransformer
 {

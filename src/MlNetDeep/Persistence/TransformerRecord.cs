@@ -8,6 +8,9 @@ namespace MlNetDeep.Persistence;
 public sealed class TransformerRecord
 {
     public required string Kind { get; init; }
+
+    /// <summary>The version of the family's record layout (its <see cref="SavedModelFormat.Version"/> when written).</summary>
+    public int Version { get; init; } = 1;
     public required string FeatureColumnName { get; init; }
     public required int[] InputShape { get; init; }
     public required NetworkSpec Network { get; init; }

@@ -53,6 +53,9 @@ public abstract class DeepTrainerOptions
     /// <summary>Cancels training between batches (Fit then throws OperationCanceledException).</summary>
     public CancellationToken CancellationToken { get; set; }
 
+    /// <summary>Run at the end of every epoch (save a sample grid, log, stop on a condition).</summary>
+    public IList<ITrainingCallback> Callbacks { get; set; } = new List<ITrainingCallback>();
+
     /// <summary>A per-batch change of the training inputs (data augmentation, input corruption); never applied when scoring.</summary>
     public IBatchTransform? TrainingInputTransform { get; set; }
 

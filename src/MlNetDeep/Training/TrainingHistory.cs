@@ -1,42 +1,76 @@
+using System.Globalization;
+
 namespace MlNetDeep.Training;
 
-/// <summary>What one epoch measured. Accuracy is null for tasks without classes.</summary>
-public sealed record EpochMetrics(
-    int Epoch,
-    double TrainLoss,
-    double? TrainAccuracy,
-    double? ValidationLoss,
-    double? ValidationAccuracy,
-    double LearningRate,
-    TimeSpan Duration,
-    double SamplesPerSecond);
+/// <summary>
+/// What one epoch measured: the step's named metrics (e.g. <c>loss</c>, <c>accuracy</c>, <c>d_loss</c>, <c>g_loss</c>) and
+/// their validation counterparts (<c>val_loss</c>, ...), each the epoch's mean over its samples.
+/// </summary>
+public sealed record EpochMetrics(int Epoch, IReadOnlyDictionary<string, double> Values, double LearningRate, TimeSpan Duration, double SamplesPerSecond)
+{
+    /// <summary>The metric named <paramref name="name"/>, or null when the step does not report it.</summary>
+    public double? Get(string name) => Values.TryGetValue(name, out var value) ? value : null;
+
+    /// <summary>The metric named <paramref name="name"/>; throws naming the metrics there are when it is absent.</summary>
+    public double this[string name] => Values.TryGetValue(name, out var value)
+        ? value
+        : throw new KeyNotFoundException($"Epoch {Epoch + 1} has no metric '{name}'; it has {string.Join(", ", Values.Keys)}.");
+
+    /// <summary>Mean training loss (<c>loss</c>); NaN for steps without a single loss (a GAN reports d_loss and g_loss).</summary>
+    public double TrainLoss => Get(SupervisedStep.Loss) ?? double.NaN;
+    public double? TrainAccuracy => Get(SupervisedStep.Accuracy);
+    public double? ValidationLoss => Get(TrainingLoop.ValidationPrefix + SupervisedStep.Loss);
+    public double? ValidationAccuracy => Get(TrainingLoop.ValidationPrefix + SupervisedStep.Accuracy);
+
+    /// <summary>"loss 0.1234, accuracy 97.10 %, ..." for logs.</summary>
+    public string Describe() => string.Join(", ", Values.Select(kv => $"{kv.Key} {Format(kv.Key, kv.Value)}"));
+
+    private static string Format(string name, double value) =>
+        name.EndsWith("acc", StringComparison.Ordinal) || name.Contains("accuracy", StringComparison.Ordinal)
+            ? value.ToString("P2", CultureInfo.InvariantCulture)
+            : value.ToString("G5", CultureInfo.InvariantCulture);
+}
 
 /// <summary>The per-epoch record of one training run, readable after Fit.</summary>
 public sealed class TrainingHistory
 {
     private readonly List<EpochMetrics> _epochs = [];
+    private readonly List<string> _names = [];
 
     public IReadOnlyList<EpochMetrics> Epochs => _epochs;
 
-    /// <summary>The epoch whose weights the model kept (the best validation loss when early stopping restored them).</summary>
+    /// <summary>Every metric name the run reported, in the order first seen.</summary>
+    public IReadOnlyList<string> MetricNames => _names;
+
+    /// <summary>One metric over the epochs (NaN where an epoch lacks it).</summary>
+    public IReadOnlyList<double> Values(string name) => _epochs.Select(e => e.Get(name) ?? double.NaN).ToList();
+
+    /// <summary>The epoch whose weights the model kept (the best monitored metric when early stopping restored them).</summary>
     public int BestEpoch { get; internal set; } = -1;
 
-    /// <summary>True when early stopping ended the run before the last epoch.</summary>
+    /// <summary>True when early stopping (or a callback) ended the run before the last epoch.</summary>
     public bool StoppedEarly { get; internal set; }
+
+    /// <summary>Why the run ended before its last epoch, when it did.</summary>
+    public string? StopReason { get; internal set; }
 
     /// <summary>Training samples per second over all epochs (forward, backward and update; validation excluded).</summary>
     public double SamplesPerSecond { get; internal set; }
 
-    internal void Add(EpochMetrics metrics) => _epochs.Add(metrics);
+    internal void Add(EpochMetrics metrics)
+    {
+        _epochs.Add(metrics);
+        foreach (var name in metrics.Values.Keys) if (!_names.Contains(name)) _names.Add(name);
+    }
 
-    /// <summary>Writes the history as CSV (epoch, losses, accuracies, learning rate, seconds, samples/s).</summary>
+    /// <summary>Writes the history as CSV: epoch, every metric, learning rate, seconds, samples/s.</summary>
     public string ToCsv()
     {
-        var lines = new List<string> { "epoch,train_loss,train_accuracy,validation_loss,validation_accuracy,learning_rate,seconds,samples_per_second" };
-        var c = System.Globalization.CultureInfo.InvariantCulture;
+        var c = CultureInfo.InvariantCulture;
+        var lines = new List<string> { string.Join(",", ["epoch", .. _names, "learning_rate", "seconds", "samples_per_second"]) };
         lines.AddRange(_epochs.Select(e => string.Join(",",
-            e.Epoch.ToString(c), e.TrainLoss.ToString("R", c), e.TrainAccuracy?.ToString("R", c) ?? "", e.ValidationLoss?.ToString("R", c) ?? "",
-            e.ValidationAccuracy?.ToString("R", c) ?? "", e.LearningRate.ToString("R", c), e.Duration.TotalSeconds.ToString("F3", c), e.SamplesPerSecond.ToString("F1", c))));
+            [e.Epoch.ToString(c), .. _names.Select(n => e.Get(n)?.ToString("R", c) ?? ""),
+             e.LearningRate.ToString("R", c), e.Duration.TotalSeconds.ToString("F3", c), e.SamplesPerSecond.ToString("F1", c)])));
         return string.Join(Environment.NewLine, lines) + Environment.NewLine;
     }
 }
@@ -48,5 +82,9 @@ public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batc
     public double Fraction => Epochs == 0 ? 1 : (Epoch + (Batches == 0 ? 1.0 : (double)Batch / Batches)) / Epochs;
 }
 
-/// <summary>Stops training when the monitored loss has not improved by <paramref name="MinDelta"/> for <paramref name="Patience"/> epochs; restores the best weights.</summary>
-public sealed record EarlyStopping(int Patience = 3, double MinDelta = 0, bool RestoreBestWeights = true);
+/// <summary>
+/// Stops training when the monitored metric has not improved by <paramref name="MinDelta"/> for <paramref name="Patience"/>
+/// epochs; restores the best weights. <paramref name="Monitor"/> names the metric (default: <c>val_loss</c> with
+/// validation data, else <c>loss</c>); <paramref name="Maximize"/> for metrics where higher is better (accuracy).
+/// </summary>
+public sealed record EarlyStopping(int Patience = 3, double MinDelta = 0, bool RestoreBestWeights = true, string? Monitor = null, bool Maximize = false);

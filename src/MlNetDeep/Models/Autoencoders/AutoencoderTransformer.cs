@@ -11,14 +11,6 @@ public sealed class AutoencoderTransformer : AutoencoderTransformerBase
 {
     internal const string KindName = "Autoencoder";
 
-    static AutoencoderTransformer() => DeepModelFile.Register(KindName,
-        record => new AutoencoderModule(record.Get<NetworkSpec>("encoder"), record.Get<NetworkSpec>("decoder"), record.InputShape),
-        (record, module, device) => new AutoencoderTransformer(module, record.Network, record.Get<NetworkSpec>("encoder"), record.Get<NetworkSpec>("decoder"),
-            record.Get<int[]>("latentShape"), record.FeatureColumnName, record.InputShape, device, record.ScoringBatchSize,
-            record.Get<string>("latentColumn"), record.Get<string>("reconstructionColumn")));
-
-    internal static void EnsureRegistered() { }
-
     internal AutoencoderTransformer(nn.Module module, NetworkSpec network, NetworkSpec encoder, NetworkSpec decoder, int[] latentShape,
         string featureColumnName, int[] inputShape, Device device, int scoringBatchSize, string latentColumnName, string reconstructionColumnName)
         : base(module, network, encoder, decoder, latentShape, featureColumnName, inputShape, device, scoringBatchSize, latentColumnName, reconstructionColumnName)
@@ -48,4 +40,18 @@ public sealed class AutoencoderTransformer : AutoencoderTransformerBase
         .With("latentShape", LatentShape)
         .With("latentColumn", LatentColumnName)
         .With("reconstructionColumn", ReconstructionColumnName);
+}
+
+/// <summary>How a saved <see cref="AutoencoderTransformer"/> is read back.</summary>
+internal sealed class AutoencoderTransformerFormat : NetworkModelFormat
+{
+    public override string Kind => AutoencoderTransformer.KindName;
+
+    public override nn.Module BuildModule(TransformerRecord record) =>
+        new AutoencoderModule(record.Get<NetworkSpec>("encoder"), record.Get<NetworkSpec>("decoder"), record.InputShape);
+
+    public override Microsoft.ML.ITransformer Create(TransformerRecord record, nn.Module module, Device device) =>
+        new AutoencoderTransformer(module, record.Network, record.Get<NetworkSpec>("encoder"), record.Get<NetworkSpec>("decoder"),
+            record.Get<int[]>("latentShape"), record.FeatureColumnName, record.InputShape, device, record.ScoringBatchSize,
+            record.Get<string>("latentColumn"), record.Get<string>("reconstructionColumn"));
 }

@@ -11,13 +11,6 @@ public sealed class DecoderTransformer : DeepTransformer
 {
     internal const string KindName = "AutoencoderDecoder";
 
-    static DecoderTransformer() => DeepModelFile.Register(KindName,
-        record => record.Network.Build(record.InputShape),
-        (record, module, device) => new DecoderTransformer(module, record.Network, record.FeatureColumnName, record.InputShape, device,
-            record.ScoringBatchSize, record.Get<string>("outputColumn"), record.Get<int>("outputSize")));
-
-    internal static void EnsureRegistered() { }
-
     internal DecoderTransformer(nn.Module module, NetworkSpec network, string latentColumnName, int[] latentShape, Device device, int scoringBatchSize,
         string outputColumnName, int outputSize)
         : base(module, network, latentColumnName, latentShape, device, scoringBatchSize)
@@ -38,4 +31,17 @@ public sealed class DecoderTransformer : DeepTransformer
     internal override TransformerRecord ToRecord() => NewRecord()
         .With("outputColumn", OutputColumns[0].Name)
         .With("outputSize", OutputSize);
+}
+
+/// <summary>How a saved <see cref="DecoderTransformer"/> is read back.</summary>
+internal sealed class DecoderTransformerFormat : NetworkModelFormat
+{
+    public override string Kind => DecoderTransformer.KindName;
+
+    public override nn.Module BuildModule(TransformerRecord record) =>
+        record.Network.Build(record.InputShape);
+
+    public override Microsoft.ML.ITransformer Create(TransformerRecord record, nn.Module module, Device device) =>
+        new DecoderTransformer(module, record.Network, record.FeatureColumnName, record.InputShape, device,
+            record.ScoringBatchSize, record.Get<string>("outputColumn"), record.Get<int>("outputSize"));
 }

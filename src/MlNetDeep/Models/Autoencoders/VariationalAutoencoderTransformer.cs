@@ -23,15 +23,6 @@ public sealed class VariationalAutoencoderTransformer : AutoencoderTransformerBa
 {
     internal const string KindName = "VariationalAutoencoder";
 
-    static VariationalAutoencoderTransformer() => DeepModelFile.Register(KindName,
-        record => new VariationalAutoencoderModule(record.Get<NetworkSpec>("encoder"), record.Get<NetworkSpec>("decoder"), record.InputShape, record.Get<int>("latentSize")),
-        (record, module, device) => new VariationalAutoencoderTransformer(module, record.Network, record.Get<NetworkSpec>("encoder"), record.Get<NetworkSpec>("decoder"),
-            record.Get<int>("latentSize"), record.FeatureColumnName, record.InputShape, device, record.ScoringBatchSize,
-            record.Get<string>("latentColumn"), record.Get<string>("reconstructionColumn"), record.GetOrDefault<string>("sampleColumn"),
-            record.Get<int>("sampleSeed"), record.Get<ReconstructionLoss>("reconstructionLoss")));
-
-    internal static void EnsureRegistered() { }
-
     private readonly string? _sampleColumn;
 
     internal VariationalAutoencoderTransformer(nn.Module module, NetworkSpec network, NetworkSpec encoder, NetworkSpec decoder, int latentSize,
@@ -146,4 +137,19 @@ public sealed class VariationalAutoencoderTransformer : AutoencoderTransformerBa
         .With("sampleColumn", _sampleColumn)
         .With("sampleSeed", SampleSeed)
         .With("reconstructionLoss", ReconstructionLoss);
+}
+
+/// <summary>How a saved <see cref="VariationalAutoencoderTransformer"/> is read back.</summary>
+internal sealed class VariationalAutoencoderTransformerFormat : NetworkModelFormat
+{
+    public override string Kind => VariationalAutoencoderTransformer.KindName;
+
+    public override nn.Module BuildModule(TransformerRecord record) =>
+        new VariationalAutoencoderModule(record.Get<NetworkSpec>("encoder"), record.Get<NetworkSpec>("decoder"), record.InputShape, record.Get<int>("latentSize"));
+
+    public override Microsoft.ML.ITransformer Create(TransformerRecord record, nn.Module module, Device device) =>
+        new VariationalAutoencoderTransformer(module, record.Network, record.Get<NetworkSpec>("encoder"), record.Get<NetworkSpec>("decoder"),
+            record.Get<int>("latentSize"), record.FeatureColumnName, record.InputShape, device, record.ScoringBatchSize,
+            record.Get<string>("latentColumn"), record.Get<string>("reconstructionColumn"), record.GetOrDefault<string>("sampleColumn"),
+            record.Get<int>("sampleSeed"), record.Get<ReconstructionLoss>("reconstructionLoss"));
 }

@@ -65,15 +65,6 @@ public sealed class NeuralNetworkClassificationTransformer : DeepTransformer
 {
     internal const string KindName = "MulticlassNeuralNetwork";
 
-    static NeuralNetworkClassificationTransformer() => DeepModelFile.Register(KindName,
-        record => record.Network.Build(record.InputShape),
-        (record, module, device) => new NeuralNetworkClassificationTransformer(module, record.Network, record.FeatureColumnName, record.InputShape, device,
-            record.ScoringBatchSize, record.Get<int>("classes"),
-            record.GetOrDefault<string>("keyValuesType") is { } type ? new KeyValues(type, record.Get<string[]>("keyValues")) : null,
-            record.Get<string>("scoreColumn"), record.Get<string>("predictedLabelColumn")));
-
-    internal static void EnsureRegistered() { }
-
     private readonly KeyValues? _keyValues;
     private readonly bool _outputsProbabilities;
 
@@ -112,4 +103,19 @@ public sealed class NeuralNetworkClassificationTransformer : DeepTransformer
         .With("keyValues", _keyValues?.Values.ToArray())
         .With("scoreColumn", OutputColumns[0].Name)
         .With("predictedLabelColumn", OutputColumns[1].Name);
+}
+
+/// <summary>How a saved <see cref="NeuralNetworkClassificationTransformer"/> is read back.</summary>
+internal sealed class NeuralNetworkClassificationTransformerFormat : NetworkModelFormat
+{
+    public override string Kind => NeuralNetworkClassificationTransformer.KindName;
+
+    public override nn.Module BuildModule(TransformerRecord record) =>
+        record.Network.Build(record.InputShape);
+
+    public override Microsoft.ML.ITransformer Create(TransformerRecord record, nn.Module module, Device device) =>
+        new NeuralNetworkClassificationTransformer(module, record.Network, record.FeatureColumnName, record.InputShape, device,
+            record.ScoringBatchSize, record.Get<int>("classes"),
+            record.GetOrDefault<string>("keyValuesType") is { } type ? new KeyValues(type, record.Get<string[]>("keyValues")) : null,
+            record.Get<string>("scoreColumn"), record.Get<string>("predictedLabelColumn"));
 }

@@ -13,7 +13,7 @@ namespace MlNetDeep.Models.Common;
 /// TorchSharp network from one feature column. Transform is lazy (scored in batches as rows are read); PredictionEngine
 /// works through the row-to-row mapper. Save with <c>mlContext.Model.SaveDeep</c>, not ML.NET's Model.Save.
 /// </summary>
-public abstract class DeepTransformer : ITransformer, IDisposable
+public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.ISavedNetwork
 {
     private readonly object _gate = new();
     private readonly nn.Module _module;
@@ -143,6 +143,8 @@ public abstract class DeepTransformer : ITransformer, IDisposable
 
     /// <summary>The family-specific part of a saved model (settings beyond the network, weights and feature column).</summary>
     internal abstract Persistence.TransformerRecord ToRecord();
+
+    Persistence.TransformerRecord Persistence.ISavedNetwork.ToRecord() => ToRecord();
 
     public void Dispose()
     {

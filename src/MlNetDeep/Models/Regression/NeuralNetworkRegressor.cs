@@ -45,13 +45,6 @@ public sealed class NeuralNetworkRegressionTransformer : DeepTransformer
 {
     internal const string KindName = "NeuralNetworkRegression";
 
-    static NeuralNetworkRegressionTransformer() => DeepModelFile.Register(KindName,
-        record => record.Network.Build(record.InputShape),
-        (record, module, device) => new NeuralNetworkRegressionTransformer(module, record.Network, record.FeatureColumnName, record.InputShape, device,
-            record.ScoringBatchSize, record.Get<string>("scoreColumn")));
-
-    internal static void EnsureRegistered() { }
-
     internal NeuralNetworkRegressionTransformer(nn.Module module, NetworkSpec network, string featureColumnName, int[] inputShape, Device device,
         int scoringBatchSize, string scoreColumn)
         : base(module, network, featureColumnName, inputShape, device, scoringBatchSize)
@@ -68,4 +61,17 @@ public sealed class NeuralNetworkRegressionTransformer : DeepTransformer
     protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
 
     internal override TransformerRecord ToRecord() => NewRecord().With("scoreColumn", OutputColumns[0].Name);
+}
+
+/// <summary>How a saved <see cref="NeuralNetworkRegressionTransformer"/> is read back.</summary>
+internal sealed class NeuralNetworkRegressionTransformerFormat : NetworkModelFormat
+{
+    public override string Kind => NeuralNetworkRegressionTransformer.KindName;
+
+    public override nn.Module BuildModule(TransformerRecord record) =>
+        record.Network.Build(record.InputShape);
+
+    public override Microsoft.ML.ITransformer Create(TransformerRecord record, nn.Module module, Device device) =>
+        new NeuralNetworkRegressionTransformer(module, record.Network, record.FeatureColumnName, record.InputShape, device,
+            record.ScoringBatchSize, record.Get<string>("scoreColumn"));
 }

@@ -1,0 +1,75 @@
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Training;
+
+/// <summary>
+/// The ready-made step for one network, one optimizer and one objective (classification, regression, autoencoders,
+/// VAE): optional per-batch input transform (augmentation, corruption), forward, loss, backward, update. Reports
+/// <c>loss</c> and, for classification, <c>accuracy</c>.
+/// </summary>
+public sealed class SupervisedStep : TrainingStep
+{
+    public const string Loss = "loss";
+    public const string Accuracy = "accuracy";
+
+    private readonly nn.Module _model;
+    private readonly TrainingObjective _objective;
+    private readonly optim.Optimizer? _optimizer;
+    private readonly IBatchTransform? _inputTransform;
+
+    /// <param name="optimizer">null for a step that only evaluates.</param>
+    public SupervisedStep(nn.Module model, TrainingObjective objective, OptimizerSpec? optimizer, IBatchTransform? inputTransform = null)
+    {
+        _model = model;
+        _objective = objective;
+        _optimizer = optimizer?.Create(model.parameters());
+        _inputTransform = inputTransform;
+        LearningRate = optimizer?.LearningRate ?? 0;
+        Modules = [model];
+    }
+
+    public override IReadOnlyList<nn.Module> Modules { get; }
+
+    public override double LearningRate { get; }
+
+    public override void ScaleLearningRates(double factor)
+    {
+        foreach (var group in Optimizer.ParamGroups) group.LearningRate = LearningRate * factor;
+    }
+
+    public override void CheckData(ITrainingData data)
+    {
+        if (data is TensorData tensors) _objective.CheckData(tensors);
+    }
+
+    public override IReadOnlyDictionary<string, Tensor> TrainBatch(Batch batch, StepContext context)
+    {
+        var x = _inputTransform is { } transform ? transform.Apply(batch.Inputs, context.DeviceGenerator) : batch.Inputs;
+        Optimizer.zero_grad();
+        var (loss, correct) = _objective.Step(_model, x, batch.Targets);
+        loss.backward();
+        Optimizer.step();
+        return Metrics(loss.detach(), correct, batch.Rows);
+    }
+
+    public override IReadOnlyDictionary<string, Tensor> EvaluateBatch(Batch batch)
+    {
+        var (loss, correct) = _objective.Step(_model, batch.Inputs, batch.Targets);
+        return Metrics(loss, correct, batch.Rows);
+    }
+
+    private Dictionary<string, Tensor> Metrics(Tensor loss, Tensor? correct, long rows)
+    {
+        var metrics = new Dictionary<string, Tensor> { [Loss] = loss };
+        if (_objective.HasAccuracy && correct is not null) metrics[Accuracy] = correct.detach().to(float64) / rows;
+        return metrics;
+    }
+
+    private optim.Optimizer Optimizer => _optimizer ?? throw new InvalidOperationException("This step was made without an optimizer: it only evaluates.");
+
+    public override void Dispose()
+    {
+        _optimizer?.Dispose();
+        base.Dispose();
+    }
+}

@@ -1,0 +1,215 @@
+using System.Diagnostics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Training;
+
+/// <summary>What the loop needs to know about a run, and nothing about a family.</summary>
+public sealed record LoopSettings
+{
+    public int Epochs { get; init; } = 10;
+    public int BatchSize { get; init; } = 32;
+    public bool Shuffle { get; init; } = true;
+    public int ValidationBatchSize { get; init; } = 1024;
+    public LearningRateSchedule? LearningRateSchedule { get; init; }
+    public EarlyStopping? EarlyStopping { get; init; }
+    public IProgress<TrainingProgress>? Progress { get; init; }
+    public CancellationToken CancellationToken { get; init; }
+    public IReadOnlyList<ITrainingCallback> Callbacks { get; init; } = [];
+
+    /// <summary>Largest in-memory training set (bytes of inputs) staged whole on a GPU; larger sets move batch by batch.</summary>
+    public long MaxStagedBytes { get; init; } = 4L << 30;
+
+    /// <summary>The loop's part of a trainer's options.</summary>
+    public static LoopSettings From(DeepTrainerOptions options) => new()
+    {
+        Epochs = options.Epochs, BatchSize = options.BatchSize, Shuffle = options.Shuffle, ValidationBatchSize = options.ScoringBatchSize,
+        LearningRateSchedule = options.LearningRateSchedule, EarlyStopping = options.EarlyStopping, Progress = options.Progress,
+        CancellationToken = options.CancellationToken, Callbacks = options.Callbacks.ToList(), MaxStagedBytes = options.MaxStagedBytes,
+    };
+
+    internal void Validate()
+    {
+        if (Epochs <= 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be at least 1.");
+        if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
+        if (ValidationBatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(ValidationBatchSize), ValidationBatchSize, "The validation batch size must be at least 1.");
+        if (EarlyStopping is { Patience: < 0 }) throw new ArgumentOutOfRangeException(nameof(EarlyStopping), "EarlyStopping.Patience must be >= 0.");
+    }
+}
+
+/// <summary>
+/// The one training loop every family uses. It asks a <see cref="TrainingStep"/> to train on each batch of an
+/// <see cref="ITrainingData"/> and owns the rest: epochs, the learning-rate schedule, validation, early stopping on a
+/// named metric with the best weights restored, callbacks, the history of named metrics, progress, cancellation, the
+/// seeded generator and the device.
+/// </summary>
+public static class TrainingLoop
+{
+    /// <summary>Prefix of validation metrics: <c>loss</c> on validation data is <c>val_loss</c>.</summary>
+    public const string ValidationPrefix = "val_";
+
+    public static TrainingHistory Run(TrainingStep step, ITrainingData train, ITrainingData? validation, LoopSettings settings, Device device, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        ArgumentNullException.ThrowIfNull(train);
+        settings.Validate();
+        if (train.Count == 0) throw new InvalidOperationException("The training data has no rows.");
+        step.CheckData(train);
+        if (validation is not null) step.CheckData(validation);
+        var history = new TrainingHistory();
+        var generator = new Generator((ulong)(uint)seed, device: CPU);
+        var deviceGenerator = device.type == DeviceType.CPU ? generator : new Generator((ulong)(uint)seed, device: device);
+        var context = new StepContext(device, generator, settings.Epochs) { DeviceGenerator = deviceGenerator };
+        using var onDevice = train is TensorData t && t.StagesOn(device, settings.MaxStagedBytes) && !TensorData.SameDevice(t.Inputs.device, device) ? t.To(device) : null;
+        var data = (ITrainingData?)onDevice ?? train;
+        using var validationOnDevice = validation is TensorData v ? v.To(device) : null;
+        var validationData = (ITrainingData?)validationOnDevice ?? validation;
+
+        double baseRate = step.LearningRate, learningRate = baseRate;
+        var schedule = settings.LearningRateSchedule is CosineAnnealing cosine
+            ? (cosine with { RunEpochs = settings.Epochs }).Start(baseRate)
+            : settings.LearningRateSchedule?.Start(baseRate);
+        var stopping = settings.EarlyStopping;
+        string monitor = stopping?.Monitor ?? (validationData is not null ? ValidationPrefix + SupervisedStep.Loss : SupervisedStep.Loss);
+        bool maximize = stopping?.Maximize ?? false;
+
+        Dictionary<string, Tensor>? bestWeights = null;
+        double best = maximize ? double.NegativeInfinity : double.PositiveInfinity;
+        int epochsWithoutImprovement = 0;
+        long n = data.Count;
+        double trainingSeconds = 0;
+        long samplesSeen = 0;
+
+        try
+        {
+            for (int epoch = 0; epoch < settings.Epochs; epoch++)
+            {
+                step.ScaleLearningRates(learningRate / baseRate);
+                foreach (var module in step.Modules) module.train();
+                context.Epoch = epoch;
+                var clock = Stopwatch.StartNew();
+                var sums = new Dictionary<string, Tensor>();
+                int batches;
+                Dictionary<string, double> values;
+                try
+                {
+                    using var epochBatches = data.Epoch(settings.BatchSize, settings.Shuffle, generator, device);
+                    batches = epochBatches.Count;
+                    int reportEvery = Math.Max(1, batches / 100);
+                    for (int b = 0; b < batches; b++)
+                    {
+                        settings.CancellationToken.ThrowIfCancellationRequested();
+                        using var scope = NewDisposeScope();
+                        context.BatchIndex = b;
+                        var batch = epochBatches.Get(b);
+                        foreach (var (name, value) in step.TrainBatch(batch, context))
+                        {
+                            if (!sums.TryGetValue(name, out var sum)) sums[name] = sum = zeros(1, float64, device).DetachFromDisposeScope();
+                            sum.add_(value.detach().to(float64) * batch.Rows);
+                        }
+                        if (settings.Progress is not null && (b % reportEvery == 0 || b == batches - 1))
+                            settings.Progress.Report(new TrainingProgress(epoch, settings.Epochs, b + 1, batches, null));
+                    }
+                    values = sums.ToDictionary(kv => kv.Key, kv => kv.Value.item<double>() / n);
+                }
+                finally
+                {
+                    foreach (var sum in sums.Values) sum.Dispose();
+                }
+                clock.Stop();
+                trainingSeconds += clock.Elapsed.TotalSeconds;
+                samplesSeen += n;
+                foreach (var (name, value) in values)
+                    if (!double.IsFinite(value))
+                        throw new InvalidOperationException($"Training diverged: the {name} became {value} in epoch {epoch + 1}. Lower the learning rate or normalise the features.");
+
+                if (validationData is not null)
+                    foreach (var (name, value) in Evaluate(step, validationData, settings.ValidationBatchSize))
+                        values[ValidationPrefix + name] = value;
+                var metrics = new EpochMetrics(epoch, values, learningRate, clock.Elapsed, n / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
+                history.Add(metrics);
+                settings.Progress?.Report(new TrainingProgress(epoch, settings.Epochs, batches, batches, metrics));
+
+                if (!values.TryGetValue(monitor, out double monitored))
+                {
+                    if (stopping is not null)
+                        throw new ArgumentException($"EarlyStopping monitors '{monitor}', which this training does not report; it reports {string.Join(", ", values.Keys)}.", nameof(settings));
+                    monitored = double.NaN;
+                }
+                double delta = stopping?.MinDelta ?? 0;
+                bool improved = maximize ? monitored > best + delta : monitored < best - delta;
+                if (improved)
+                {
+                    best = monitored;
+                    history.BestEpoch = epoch;
+                    epochsWithoutImprovement = 0;
+                    if (stopping is { RestoreBestWeights: true }) bestWeights = Snapshot(step, bestWeights);
+                }
+                else if (stopping is not null && ++epochsWithoutImprovement > stopping.Patience)
+                {
+                    history.StoppedEarly = epoch < settings.Epochs - 1;
+                    if (history.StoppedEarly) history.StopReason = $"early stopping: {monitor} did not improve for {epochsWithoutImprovement} epochs";
+                    break;
+                }
+
+                var end = new EpochEnd(metrics, history, step);
+                foreach (var callback in settings.Callbacks) callback.OnEpochEnd(end);
+                if (end.StopTraining)
+                {
+                    history.StoppedEarly = epoch < settings.Epochs - 1;
+                    history.StopReason = end.StopReason;
+                    break;
+                }
+                if (schedule is not null) learningRate = schedule.Next(epoch + 1, monitored);
+            }
+
+            if (bestWeights is not null) Restore(step, bestWeights);
+            else history.BestEpoch = history.Epochs.Count - 1;
+        }
+        finally
+        {
+            if (bestWeights is not null) foreach (var tensor in bestWeights.Values) tensor.Dispose();
+            generator.Dispose();
+            if (!ReferenceEquals(generator, deviceGenerator)) deviceGenerator.Dispose();
+        }
+        foreach (var module in step.Modules) module.eval();
+        history.SamplesPerSecond = samplesSeen / Math.Max(trainingSeconds, 1e-9);
+        return history;
+    }
+
+    /// <summary>The step's metrics on <paramref name="data"/> (means over its samples), in eval mode without gradients.</summary>
+    public static Dictionary<string, double> Evaluate(TrainingStep step, ITrainingData data, int batchSize)
+    {
+        foreach (var module in step.Modules) module.eval();
+        using var noGrad = no_grad();
+        var sums = new Dictionary<string, double>();
+        using var batches = data.Epoch(batchSize, shuffle: false, generator: null, device: DeviceOf(data));
+        for (int b = 0; b < batches.Count; b++)
+        {
+            using var scope = NewDisposeScope();
+            var batch = batches.Get(b);
+            foreach (var (name, value) in step.EvaluateBatch(batch))
+                sums[name] = sums.GetValueOrDefault(name) + value.to(float64).item<double>() * batch.Rows;
+        }
+        return sums.ToDictionary(kv => kv.Key, kv => kv.Value / data.Count);
+    }
+
+    private static Device DeviceOf(ITrainingData data) => data is TensorData t ? t.Inputs.device : CPU;
+
+    private static Dictionary<string, Tensor> Snapshot(TrainingStep step, Dictionary<string, Tensor>? previous)
+    {
+        if (previous is not null) foreach (var t in previous.Values) t.Dispose();
+        using var noGrad = no_grad();
+        var weights = new Dictionary<string, Tensor>();
+        for (int i = 0; i < step.Modules.Count; i++)
+            foreach (var (name, tensor) in step.Modules[i].state_dict()) weights[$"{i}/{name}"] = tensor.detach().clone();
+        return weights;
+    }
+
+    private static void Restore(TrainingStep step, Dictionary<string, Tensor> weights)
+    {
+        using var noGrad = no_grad();
+        for (int i = 0; i < step.Modules.Count; i++)
+            foreach (var (name, tensor) in step.Modules[i].state_dict()) tensor.copy_(weights[$"{i}/{name}"]);
+    }
+}
