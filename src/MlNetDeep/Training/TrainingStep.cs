@@ -5,7 +5,8 @@ namespace MlNetDeep.Training;
 /// <summary>What a step may use while it trains on a batch: the device, the run's seeded generator, where the loop is.</summary>
 public sealed class StepContext
 {
-    internal StepContext(Device device, Generator generator, int epochs)
+    /// <summary>A context for driving a step outside the loop (tests, custom loops).</summary>
+    public StepContext(Device device, Generator generator, int epochs)
     {
         Device = device;
         Generator = generator;
@@ -19,7 +20,7 @@ public sealed class StepContext
     public Generator Generator { get; }
 
     /// <summary>The generator for draws made directly on <see cref="Device"/>: the same one on the CPU.</summary>
-    public Generator DeviceGenerator { get; internal set; } = null!;
+    public Generator DeviceGenerator { get; init; } = null!;
 
     /// <summary>0-based epoch being trained.</summary>
     public int Epoch { get; internal set; }

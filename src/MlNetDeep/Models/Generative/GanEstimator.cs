@@ -1,0 +1,83 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using MlNetDeep.Data;
+using MlNetDeep.Models.Common;
+using MlNetDeep.Native;
+using MlNetDeep.Training;
+using TorchSharp;
+
+namespace MlNetDeep.Models.Generative;
+
+/// <summary>
+/// Trains a generative adversarial network on an image column (values in [0, 1], shape <see cref="DeepTrainerOptions.InputShape"/>);
+/// conditional when <see cref="GanOptions.LabelColumnName"/> names a key label. The fitted transformer is the
+/// generator (<see cref="GeneratorTransformer"/>): noise rows in, an image column out, and <c>Generate(count, seed)</c>.
+/// Fit it on the image data itself (after any preprocessing): its transformer reads noise, not images.
+/// </summary>
+public sealed class GanEstimator : IEstimator<GeneratorTransformer>
+{
+    private readonly IHostEnvironment _env;
+
+    public GanEstimator(IHostEnvironment env, GanOptions options)
+    {
+        _env = env ?? throw new ArgumentNullException(nameof(env));
+        Options = options ?? throw new ArgumentNullException(nameof(options));
+        options.Validate();
+    }
+
+    public GanOptions Options { get; }
+
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        var features = ColumnChecks.Find(inputSchema, Options.FeatureColumnName, "image");
+        ColumnChecks.RequireFloatFeatures(features, "image");
+        if (Options.LabelColumnName is { } label) ColumnChecks.RequireKeyLabel(ColumnChecks.Find(inputSchema, label, "label"));
+        return SchemaShapes.Extend(inputSchema, [SchemaShapes.Column(Options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false)]);
+    }
+
+    public GeneratorTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        Options.Validate();
+        TorchRuntime.EnsureLoaded();
+        int[] imageShape = Options.InputShape!;
+        var featureColumn = ColumnChecks.Find(input.Schema, Options.FeatureColumnName, "image");
+        int size = ColumnChecks.RequireFloatFeatures(featureColumn, "image");
+        ColumnChecks.RequireShape(featureColumn, size, imageShape);
+        int classes = 0;
+        if (Options.LabelColumnName is { } labelName)
+        {
+            ColumnChecks.RequireKeyLabel(ColumnChecks.Find(input.Schema, labelName, "label"));
+            classes = ColumnChecks.KeyCount(input.Schema[labelName]);
+            if (classes < 2) throw new ArgumentException($"A conditional GAN needs a label with at least 2 classes; '{labelName}' has {classes}.", nameof(input));
+        }
+        var (generatorSpec, discriminatorSpec) = Options.Resolve(imageShape);
+        int seed = Options.Seed ?? HostEnvironments.NextSeed(_env, "GenerativeAdversarialNetwork");
+        var device = HostEnvironments.Device(_env);
+
+        var loaded = DataViewTensors.Load(input, Options.FeatureColumnName, size, Options.LabelColumnName,
+            classes > 0 ? LabelKind.ClassIndex : LabelKind.None, classes);
+        using var data = loaded.ToTensorData(imageShape);
+        var module = TorchRuntime.Seeded(seed, () =>
+        {
+            var gan = new GanModule(generatorSpec, discriminatorSpec, imageShape, Options.LatentSize, classes, Options.LabelEmbeddingSize);
+            if (Options.DcganInitialisation ?? Options.Kind == GanKind.Dcgan) gan.InitialiseAsDcgan();
+            return gan;
+        });
+        try
+        {
+            module.to(device);
+            TrainingHistory history;
+            using (var step = new GanStep(module, Options))
+                history = TrainingLoop.Run(step, data, null, LoopSettings.From(Options), device, seed);
+            return new GeneratorTransformer(module, generatorSpec, discriminatorSpec, Options.NoiseColumnName, Options.OutputColumnName,
+                Options.LabelEmbeddingSize, device, Options.ScoringBatchSize) { History = history };
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
+    }
+}

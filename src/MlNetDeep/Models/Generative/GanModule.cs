@@ -1,0 +1,106 @@
+using MlNetDeep.Networks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Models.Generative;
+
+/// <summary>
+/// The two networks of a GAN in one module (so they are saved and moved together): the generator, from noise z (joined
+/// to a label embedding when conditional) to an image in [-1, 1]; the discriminator, from an image (with the label's
+/// embedding as one more channel when conditional) through its hidden features to one logit.
+/// </summary>
+public sealed class GanModule : nn.Module
+{
+    private readonly nn.Module<Tensor, Tensor> generator;
+    private readonly nn.Module<Tensor, Tensor> discriminatorFeatures;
+    private readonly nn.Module<Tensor, Tensor> discriminatorHead;
+    private readonly nn.Module<Tensor, Tensor>? generatorLabels;
+    private readonly nn.Module<Tensor, Tensor>? discriminatorLabels;
+    private readonly long[] _imageShape;
+
+    public GanModule(NetworkSpec generatorSpec, NetworkSpec discriminatorSpec, int[] imageShape, int latentSize, int classes, int labelEmbeddingSize)
+        : base("GenerativeAdversarialNetwork")
+    {
+        if (discriminatorSpec.Layers.Count < 2) throw new ArgumentException($"The discriminator '{discriminatorSpec.Name}' needs hidden layers and an output layer.");
+        Classes = classes;
+        LatentSize = latentSize;
+        ImageShape = imageShape;
+        _imageShape = [-1, .. imageShape.Select(d => (long)d)];
+        int[] generatorInput = [latentSize + (classes > 0 ? labelEmbeddingSize : 0)];
+        var produced = generatorSpec.OutputShape(generatorInput);
+        if (!produced.SequenceEqual(imageShape))
+            throw new ArgumentException($"The generator '{generatorSpec.Name}' produces [{string.Join(", ", produced)}] from noise of {generatorInput[0]}, but the images are [{string.Join(", ", imageShape)}].");
+        int[] discriminatorInput = classes > 0 ? [imageShape[0] + 1, imageShape[1], imageShape[2]] : imageShape;
+        var featureSpec = new NetworkSpec(discriminatorSpec.Layers.Take(discriminatorSpec.Layers.Count - 1)) { Name = discriminatorSpec.Name + "-features" };
+        var featureShape = featureSpec.OutputShape(discriminatorInput);
+        var head = discriminatorSpec.Layers[^1];
+        var logits = head.OutputShape(featureShape);
+        if (logits.Aggregate(1, (a, b) => a * b) != 1)
+            throw new ArgumentException($"The discriminator '{discriminatorSpec.Name}' must end in one output (a logit), not [{string.Join(", ", logits)}].");
+        generator = generatorSpec.Build(generatorInput);
+        discriminatorFeatures = featureSpec.Build(discriminatorInput);
+        discriminatorHead = head.Build(featureShape);
+        if (classes > 0)
+        {
+            generatorLabels = nn.Embedding(classes, labelEmbeddingSize);
+            discriminatorLabels = nn.Embedding(classes, imageShape[1] * imageShape[2]);
+        }
+        RegisterComponents();
+    }
+
+    /// <summary>Classes of a conditional GAN; 0 when unconditional.</summary>
+    public int Classes { get; }
+    public int LatentSize { get; }
+    public int[] ImageShape { get; }
+
+    /// <summary>Images [n, ...ImageShape] in [-1, 1] from noise [n, LatentSize] (and class indices [n], conditional).</summary>
+    public Tensor Generate(Tensor noise, Tensor? labels)
+    {
+        var input = Classes > 0 ? cat([noise, generatorLabels!.call(RequireLabels(labels))], 1) : noise;
+        return generator.call(input).reshape(_imageShape);
+    }
+
+    /// <summary>The discriminator's logit [n] and last hidden features [n, f] for images [n, ...ImageShape] in [-1, 1].</summary>
+    public (Tensor Logits, Tensor Features) Discriminate(Tensor images, Tensor? labels)
+    {
+        var input = images.reshape(_imageShape);
+        if (Classes > 0)
+        {
+            var map = discriminatorLabels!.call(RequireLabels(labels)).reshape(-1, 1, ImageShape[1], ImageShape[2]);
+            input = cat([input, map], 1);
+        }
+        var features = discriminatorFeatures.call(input);
+        return (discriminatorHead.call(features).reshape(-1), features.flatten(1));
+    }
+
+    /// <summary>The generator's parameters (its layers and label embedding).</summary>
+    public IEnumerable<TorchSharp.Modules.Parameter> GeneratorParameters() =>
+        generator.parameters().Concat(generatorLabels?.parameters() ?? []);
+
+    /// <summary>The discriminator's parameters (its layers and label embedding).</summary>
+    public IEnumerable<TorchSharp.Modules.Parameter> DiscriminatorParameters() =>
+        discriminatorFeatures.parameters().Concat(discriminatorHead.parameters()).Concat(discriminatorLabels?.parameters() ?? []);
+
+    /// <summary>Radford et al.'s initialisation: convolution and dense weights from N(0, 0.02), batch-norm scales from N(1, 0.02), biases 0.</summary>
+    public void InitialiseAsDcgan()
+    {
+        using var noGrad = no_grad();
+        foreach (var (_, module) in named_modules())
+        {
+            switch (module)
+            {
+                case TorchSharp.Modules.Conv2d or TorchSharp.Modules.ConvTranspose2d or TorchSharp.Modules.Linear:
+                    foreach (var (name, p) in module.named_parameters(recurse: false))
+                        if (name == "weight") nn.init.normal_(p, 0, 0.02); else nn.init.zeros_(p);
+                    break;
+                case TorchSharp.Modules.BatchNorm1d or TorchSharp.Modules.BatchNorm2d:
+                    foreach (var (name, p) in module.named_parameters(recurse: false))
+                        if (name == "weight") nn.init.normal_(p, 1, 0.02); else nn.init.zeros_(p);
+                    break;
+            }
+        }
+    }
+
+    private static Tensor RequireLabels(Tensor? labels) =>
+        labels ?? throw new ArgumentException("A conditional GAN needs the class of each image.");
+}

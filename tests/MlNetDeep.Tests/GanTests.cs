@@ -1,0 +1,146 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MlNetDeep.Models.Generative;
+using MlNetDeep.Networks;
+using MlNetDeep.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Tests;
+
+public class GanTests
+{
+    private static GanOptions Small(GanKind kind, string? label = null) => new()
+    {
+        Kind = kind, LabelColumnName = label, Epochs = 1, BatchSize = 64, LatentSize = 16, Seed = 7,
+    };
+
+    [Fact]
+    public void ADcganTrainsWithNamedMetricsAndGeneratesImagesOfTheInputShape()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 256);
+        using var generator = ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dcgan)).Fit(data);
+        var history = generator.History!;
+        Assert.Equal(["d_loss", "g_loss", "d_real_acc", "d_fake_acc"], history.MetricNames);
+        Assert.All(history.Epochs, e => Assert.True(double.IsFinite(e["d_loss"]) && double.IsFinite(e["g_loss"])));
+        Assert.Equal([1, 28, 28], generator.ImageShape);
+        var images = generator.Generate(5, seed: 3);
+        Assert.Equal(5, images.Length);
+        Assert.All(images, i => Assert.Equal(784, i.Length));
+        Assert.All(images, i => Assert.All(i, v => Assert.InRange(v, 0f, 1f)));
+        // The same seed draws the same images; another seed others.
+        TestData.AssertClose(images, generator.Generate(5, seed: 3));
+        Assert.NotEqual(images[0], generator.Generate(5, seed: 4)[0]);
+    }
+
+    [Fact]
+    public void TrainingIsRepeatableForASeed()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 128);
+        using var a = ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dense)).Fit(data);
+        using var b = ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dense)).Fit(data);
+        Assert.Equal(a.History!.Values("g_loss"), b.History!.Values("g_loss"));
+        TestData.AssertClose(a.Generate(3, 1), b.Generate(3, 1));
+    }
+
+    private static Dictionary<string, Tensor> Copy(IEnumerable<TorchSharp.Modules.Parameter> parameters) =>
+        parameters.Select((p, i) => (i, p.detach().clone())).ToDictionary(p => p.i.ToString(), p => p.Item2);
+
+    private static bool Same(Dictionary<string, Tensor> before, IEnumerable<TorchSharp.Modules.Parameter> after) =>
+        after.Select((p, i) => before[i.ToString()].eq(p).all().item<bool>()).All(x => x);
+
+    [Fact]
+    public void EachHalfOfTheStepMovesOnlyItsOwnNetwork()
+    {
+        Native.TorchRuntime.EnsureLoaded();
+        var options = Small(GanKind.Dcgan);
+        var (g, d) = options.Resolve([1, 28, 28]);
+        using var gan = Native.TorchRuntime.Seeded(1, () => new GanModule(g, d, [1, 28, 28], 16, 0, 10));
+        using var step = new GanStep(gan, options);
+        using var generator = new Generator(5);
+        var context = new StepContext(CPU, generator, 1) { DeviceGenerator = generator };
+        using var real = rand([32, 1, 28, 28], generator: generator) * 2 - 1;
+
+        var generatorBefore = Copy(gan.GeneratorParameters());
+        var discriminatorBefore = Copy(gan.DiscriminatorParameters());
+        var fake = step.Fake(32, null, context);
+        var (_, _, _, realFeatures) = step.TrainDiscriminator(real, fake, null, context);
+        Assert.True(Same(generatorBefore, gan.GeneratorParameters()), "a discriminator step leaves the generator's weights alone");
+        Assert.False(Same(discriminatorBefore, gan.DiscriminatorParameters()), "a discriminator step moves the discriminator");
+
+        discriminatorBefore = Copy(gan.DiscriminatorParameters());
+        step.TrainGenerator(fake, realFeatures, null, context);
+        Assert.True(Same(discriminatorBefore, gan.DiscriminatorParameters()), "a generator step leaves the discriminator's weights alone");
+        Assert.False(Same(generatorBefore, gan.GeneratorParameters()), "a generator step moves the generator");
+    }
+
+    [Fact]
+    public void AConditionalGanDrawsTheRequestedClassesAndRefusesOthers()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 128);
+        using var generator = ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dense, "Label")).Fit(data);
+        Assert.Equal(10, generator.Classes);
+        var images = generator.Generate([0, 1, 9], seed: 2);
+        Assert.Equal(3, images.Length);
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => generator.Generate([3, 10], seed: 2));
+        Assert.Contains("Label 10", ex.Message);
+        Assert.Contains("0 to 9", ex.Message);
+        var unconditional = Assert.Throws<InvalidOperationException>(() => generator.Generate(4, seed: 2));
+        Assert.Contains("conditional", unconditional.Message);
+        // Through the pipeline: noise rows with classes in, an image column out, the same images as Generate.
+        var scored = generator.Transform(generator.NoiseData(ml, 3, seed: 2, labels: [0, 1, 9]));
+        TestData.AssertClose(images, TestData.Column(scored, "Image"));
+    }
+
+    [Fact]
+    public void TheGeneratorAndDiscriminatorSurviveSaveAndLoad()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 128);
+        using var generator = ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dcgan, "Label")).Fit(data);
+        var path = TestData.TempFile();
+        try
+        {
+            var noise = generator.NoiseData(ml, 4, seed: 9, labels: [1, 2, 3, 4]);
+            ml.Model.SaveDeep(generator, noise.Schema, path);
+            var loaded = ml.Model.LoadDeep(path, out var schema);
+            Assert.NotNull(schema.GetColumnOrNull("Noise"));
+            TestData.AssertClose(TestData.Column(generator.Transform(noise), "Image"), TestData.Column(loaded.Transform(noise), "Image"));
+            var reloaded = Assert.IsType<GeneratorTransformer>(((TransformerChain<ITransformer>)loaded).Single());
+            var images = generator.Generate([5, 6], seed: 1);
+            Assert.Equal(generator.Realness(images, [5, 6]), reloaded.Realness(images, [5, 6]));
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void BadInputsAreClearErrors()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 64);
+        var shape = Assert.Throws<ArgumentException>(() => ml.Transforms.GenerativeAdversarialNetwork(new GanOptions { InputShape = [784] }));
+        Assert.Contains("[channels, height, width]", shape.Message);
+        var mismatch = Assert.ThrowsAny<ArgumentException>(() => ml.Transforms.GenerativeAdversarialNetwork(new GanOptions { InputShape = [1, 20, 20], Kind = GanKind.Dense }).Fit(data));
+        Assert.Contains("784", mismatch.Message);
+        var missing = Assert.ThrowsAny<ArgumentException>(() => ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dense, "Digit")).Fit(data));
+        Assert.Contains("Digit", missing.Message);
+        var notImage = Assert.ThrowsAny<ArgumentException>(() => ml.Transforms.GenerativeAdversarialNetwork(new GanOptions { FeatureColumnName = "Label" }).Fit(data));
+        Assert.Contains("Label", notImage.Message);
+        var scaled = ml.Transforms.CustomMapping<PixelsRow, PixelsRow>((i, o) => o.Pixels = i.Pixels.Select(v => v * 255).ToArray(), null).Fit(data).Transform(data);
+        var range = Assert.Throws<InvalidOperationException>(() => ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dense)).Fit(scaled));
+        Assert.Contains("[0, 1]", range.Message);
+        using var generator = ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dense)).Fit(data);
+        Assert.Throws<ArgumentOutOfRangeException>(() => generator.Generate(0, seed: 1));
+        Assert.Throws<InvalidOperationException>(() => generator.Generate([1], seed: 1));
+        var odd = Assert.Throws<ArgumentException>(() => ml.Transforms.GenerativeAdversarialNetwork(new GanOptions { InputShape = [1, 30, 30] }));
+        Assert.Contains("multiples of 4", odd.Message);
+    }
+
+    private sealed class PixelsRow
+    {
+        [VectorType(784)] public float[] Pixels { get; set; } = [];
+    }
+}
