@@ -11,6 +11,9 @@ foreach (var command in CourseCommands.Create()) root.Subcommands.Add(command);
 var autoencoder = new Command("autoencoder", "Autoencoders: dense, convolutional, denoising and variational.");
 autoencoder.Subcommands.Add(AutoencoderCommand.Create());
 root.Subcommands.Add(autoencoder);
+var gan = new Command("gan", "Generative adversarial networks: dense GAN, DCGAN, conditional GAN.");
+gan.Subcommands.Add(GanCommand.Create());
+root.Subcommands.Add(gan);
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

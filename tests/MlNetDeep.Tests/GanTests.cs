@@ -144,3 +144,43 @@ public class GanTests
         [VectorType(784)] public float[] Pixels { get; set; } = [];
     }
 }
+
+public class GenerationQualityTests
+{
+    private static List<float[]> Gaussian(int rows, int width, int seed, float shift = 0)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, rows).Select(_ => Enumerable.Range(0, width).Select(_ =>
+            shift + (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()))).ToArray()).ToList();
+    }
+
+    [Fact]
+    public void IdenticalSetsAreAtDistanceZeroAndAShiftedMeanAddsItsSquare()
+    {
+        var a = Gaussian(2000, 8, 1);
+        Assert.Equal(0, GenerationQuality.FrechetDistance(a, a), 6);
+        // Same spread, mean moved by 1 in each of 8 dimensions: the distance is about 8 (plus sampling noise).
+        var shifted = a.Select(r => r.Select(v => v + 1f).ToArray()).ToList();
+        Assert.Equal(8, GenerationQuality.FrechetDistance(a, shifted), 3);
+        // Two independent samples of one Gaussian are close; a scaled one is not.
+        var b = Gaussian(2000, 8, 2);
+        Assert.InRange(GenerationQuality.FrechetDistance(a, b), 0, 0.2);
+        var wide = b.Select(r => r.Select(v => v * 2).ToArray()).ToList();
+        Assert.InRange(GenerationQuality.FrechetDistance(a, wide), 7, 9); // Tr(S) = 8, 32; 2 Tr((S_a S_b)^(1/2)) = 32: 40 - 32 = 8
+    }
+
+    [Fact]
+    public void AOneClassSetHasOneModeAndAUniformSetAllTen()
+    {
+        var collapsed = GenerationQuality.Histogram(Enumerable.Repeat(3, 500).ToList(), 10);
+        Assert.Equal(1, collapsed.ClassesPresent);
+        Assert.Equal(1, collapsed.ClassesCovering90);
+        Assert.Equal(0, collapsed.Entropy, 9);
+        var uniform = GenerationQuality.Histogram(Enumerable.Range(0, 1000).Select(i => i % 10).ToList(), 10);
+        Assert.Equal(10, uniform.ClassesPresent);
+        Assert.Equal(9, uniform.ClassesCovering90);
+        Assert.Equal(Math.Log2(10), uniform.Entropy, 9);
+        Assert.Throws<ArgumentOutOfRangeException>(() => GenerationQuality.Histogram([0, 10], 10));
+        Assert.Throws<ArgumentException>(() => GenerationQuality.FrechetDistance([[1f, 2f]], [[1f, 2f], [3f, 4f]]));
+    }
+}
