@@ -101,6 +101,6 @@ public sealed class GanOptions : DeepTrainerOptions
     }
 
     /// <summary>The generator and discriminator specs for an image shape (presets unless given).</summary>
-    internal (NetworkSpec Generator, NetworkSpec Discriminator) Resolve(int[] imageShape) =>
+    public (NetworkSpec Generator, NetworkSpec Discriminator) Resolve(int[] imageShape) =>
         (Generator ?? GanNetworks.Generator(Kind, imageShape), Discriminator ?? GanNetworks.Discriminator(Kind, imageShape));
 }
