@@ -61,3 +61,57 @@ public class OnnxExportTests
         File.Delete(path);
     }
 }
+
+public class GeneratorOnnxExportTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AnExportedGeneratorDrawsTheSameImagesThroughApplyOnnxModel(bool conditional)
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 128);
+        using var generator = ml.Transforms.GenerativeAdversarialNetwork(new Models.Generative.GanOptions
+        {
+            Kind = Models.Generative.GanKind.Dcgan, LabelColumnName = conditional ? "Label" : null, Epochs = 1, LatentSize = 16, Seed = 3,
+        }).Fit(data);
+        var path = TestData.TempFile(".onnx");
+        try
+        {
+            generator.SaveAsOnnx(path);
+            var noise = generator.NoiseData(ml, 6, seed: 5, labels: conditional ? [0, 3, 9, 1, 1, 7] : null);
+            var onnx = ml.Transforms.ApplyOnnxModel(["Image"], ["Noise"], path).Fit(noise);
+            var expected = TestData.Column(generator.Transform(noise), "Image");
+            var actual = TestData.Column(onnx.Transform(noise), "Image");
+            TestData.AssertClose(expected, actual, 1e-4);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void UpsamplingAndTransposedConvolutionsExportExactly()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 64);
+        // A decoder-shaped regressor net: odd kernels, "same" and "valid" transposed convolutions and nearest upsampling.
+        using var model = ml.Regression.Trainers.NeuralNetwork(new NeuralNetworkRegressorOptions
+        {
+            FeatureColumnName = "Pixels", LabelColumnName = "Target", InputShape = [1, 28, 28], Epochs = 1,
+            Network = new NetworkSpec([
+                new Conv2D(2, 3, 2, PaddingMode.Same), new ConvTranspose2D(3, 3, 2, PaddingMode.Same, ActivationKind.ReLU),
+                new Upsample2D(2), new ConvTranspose2D(2, 2, 1, PaddingMode.Valid), new ConvTranspose2D(1, 1, 2, PaddingMode.Same),
+                new Flatten(), new Dense(Dense.TaskOutputs),
+            ]),
+        }).Fit(ml.Transforms.Conversion.MapKeyToValue("Digit", "Label").Append(ml.Transforms.Conversion.ConvertType("Target", "Digit", DataKind.Single)).Fit(data).Transform(data));
+        var path = TestData.TempFile(".onnx");
+        try
+        {
+            model.SaveAsOnnx(path, "Prediction");
+            var onnx = ml.Transforms.ApplyOnnxModel(["Prediction"], ["Pixels"], path).Fit(data);
+            var expected = model.Transform(data).GetColumn<float>("Score").ToArray();
+            var actual = TestData.Column(onnx.Transform(data), "Prediction").Select(v => v.Single()).ToArray();
+            for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 3);
+        }
+        finally { File.Delete(path); }
+    }
+}

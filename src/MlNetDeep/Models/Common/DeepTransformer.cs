@@ -119,10 +119,13 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     /// by default the first output column), which ML.NET's <c>ApplyOnnxModel</c> scores without MlNetDeep and
     /// <c>Model.Save</c> stores in a plain ML.NET model file.
     /// </summary>
-    public void SaveAsOnnx(Stream stream, string? outputName = null)
+    public void SaveAsOnnx(Stream stream, string? outputName = null) => stream.Write(ExportOnnx(outputName ?? OutputColumns[0].Name));
+
+    /// <summary>The ONNX model bytes: the network and <see cref="OnnxHead"/> by default; families with more around their network override.</summary>
+    private protected virtual byte[] ExportOnnx(string outputName)
     {
         if (OnnxHead is not { } head) throw new NotSupportedException($"{GetType().Name} cannot be exported to ONNX.");
-        stream.Write(Persistence.Onnx.OnnxExporter.Export(Network, Module, InputShape, FeatureColumnName, outputName ?? OutputColumns[0].Name, head));
+        return Persistence.Onnx.OnnxExporter.Export(Network, Module, InputShape, FeatureColumnName, outputName, head);
     }
 
     /// <inheritdoc cref="SaveAsOnnx(Stream, string?)"/>

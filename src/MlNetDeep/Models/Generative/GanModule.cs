@@ -73,6 +73,12 @@ public sealed class GanModule : nn.Module
         return (discriminatorHead.call(features).reshape(-1), features.flatten(1));
     }
 
+    /// <summary>The generator's layers (built from its spec; for export).</summary>
+    internal nn.Module GeneratorLayers => generator;
+
+    /// <summary>The generator's label embedding weights [classes, size] (conditional GANs; for export).</summary>
+    internal Tensor? GeneratorLabelEmbedding => generatorLabels is null ? null : generatorLabels.parameters().Single();
+
     /// <summary>The generator's parameters (its layers and label embedding).</summary>
     public IEnumerable<TorchSharp.Modules.Parameter> GeneratorParameters() =>
         generator.parameters().Concat(generatorLabels?.parameters() ?? []);

@@ -152,6 +152,31 @@ public sealed class GeneratorTransformer : DeepTransformer
         lock (_gan) return _gan.Discriminate(x, y).Logits.sigmoid().to(CPU).data<float>().ToArray();
     }
 
+    /// <summary>
+    /// The generator as ONNX: the noise column [N, LatentSize (+1 for the class)] in, the image column [N, pixels] in [0, 1]
+    /// out; ML.NET's <c>ApplyOnnxModel</c> scores it without MlNetDeep. A conditional generator reads its label
+    /// embedding with a Gather on the rounded class index.
+    /// </summary>
+    private protected override byte[] ExportOnnx(string outputName)
+    {
+        var graph = new Persistence.Onnx.OnnxGraph();
+        string input = FeatureColumnName;
+        string z = input;
+        if (Classes > 0)
+        {
+            z = graph.Node("Slice", [input, graph.Int64Initializer("starts", [0]), graph.Int64Initializer("ends", [LatentSize]), graph.Int64Initializer("axes", [1])]);
+            var label = graph.Node("Slice", [input, graph.Int64Initializer("starts", [LatentSize]), graph.Int64Initializer("ends", [LatentSize + 1]), graph.Int64Initializer("axes", [1])]);
+            var index = graph.Node("Squeeze", [graph.Node("Cast", [graph.Node("Round", [label])], ("to", 7L)), graph.Int64Initializer("axes", [1])]);
+            var embedded = graph.Node("Gather", [Persistence.Onnx.OnnxExporter.Constant(graph, "embedding", _gan.GeneratorLabelEmbedding!), index], ("axis", 0L));
+            z = graph.Node("Concat", [z, embedded], ("axis", 1L));
+        }
+        var (image, _) = Persistence.Onnx.OnnxExporter.EmitNetwork(graph, Network, _gan.GeneratorLayers, z, [LatentSize + (Classes > 0 ? LabelEmbeddingSize : 0)]);
+        var scaled = graph.Node("Mul", [graph.Node("Add", [image, Persistence.Onnx.OnnxExporter.Constant(graph, 1f)]), Persistence.Onnx.OnnxExporter.Constant(graph, 0.5f)]);
+        var clipped = graph.Node("Clip", [scaled, Persistence.Onnx.OnnxExporter.Constant(graph, 0f), Persistence.Onnx.OnnxExporter.Constant(graph, 1f)]);
+        var flat = graph.Node("Flatten", [clipped], ("axis", 1L));
+        return graph.ToModel(Network.Name, input, FeatureSize, flat, outputName, ImageSize);
+    }
+
     internal override TransformerRecord ToRecord() => NewRecord()
         .With("discriminator", Discriminator)
         .With("imageShape", ImageShape)

@@ -16,10 +16,23 @@ public static class OnnxExporter
 
     public static byte[] Export(NetworkSpec network, nn.Module module, int[] inputShape, string inputName, string outputName, Head head)
     {
-        var state = module.state_dict();
         var graph = new OnnxGraph();
         int width = inputShape.Aggregate(1, (a, b) => a * b);
-        string current = inputName;
+        var (current, shape) = EmitNetwork(graph, network, module, inputName, inputShape);
+        if (shape.Length != 1) current = graph.Node("Flatten", [current], ("axis", 1L));
+        if (head == Head.Softmax) current = graph.Node("Softmax", [current], ("axis", -1L));
+        return graph.ToModel(network.Name, inputName, width, current, outputName, shape.Aggregate(1, (a, b) => a * b));
+    }
+
+    /// <summary>
+    /// Appends <paramref name="network"/>'s layers (weights from <paramref name="module"/>, built from that spec) to
+    /// <paramref name="graph"/>, reading <paramref name="input"/> ([N, features], reshaped to <paramref name="inputShape"/>).
+    /// Returns the last node's name and its sample shape.
+    /// </summary>
+    internal static (string Output, int[] Shape) EmitNetwork(OnnxGraph graph, NetworkSpec network, nn.Module module, string input, int[] inputShape)
+    {
+        var state = module.state_dict();
+        string current = input;
         if (inputShape.Length > 1)
             current = graph.Node("Reshape", [current, graph.Int64Initializer("shape", [-1, .. inputShape.Select(d => (long)d)])]);
         var shape = inputShape;
@@ -31,10 +44,14 @@ public static class OnnxExporter
             current = Emit(graph, layer, current, shape, weights);
             shape = layer.OutputShape(shape);
         }
-        if (shape.Length != 1) current = graph.Node("Flatten", [current], ("axis", 1L));
-        if (head == Head.Softmax) current = graph.Node("Softmax", [current], ("axis", -1L));
-        return graph.ToModel(network.Name, inputName, width, current, outputName, shape.Aggregate(1, (a, b) => a * b));
+        return (current, shape);
     }
+
+    /// <summary>A float tensor as a graph constant.</summary>
+    internal static string Constant(OnnxGraph graph, string hint, Tensor value) => Const(graph, hint, value);
+
+    /// <summary>A float scalar as a graph constant.</summary>
+    internal static string Constant(OnnxGraph graph, float value) => Scalar(graph, value);
 
     private static string Emit(OnnxGraph g, Layer layer, string x, int[] input, Dictionary<string, Tensor> w)
     {
@@ -61,6 +78,22 @@ public static class OnnxExporter
                 return g.Node("AveragePool", [x], ("kernel_shape", new long[] { pool.PoolSize, pool.PoolSize }),
                     ("strides", new long[] { pool.Stride ?? pool.PoolSize, pool.Stride ?? pool.PoolSize }), ("pads", Pads(input, pool.PoolSize, pool.Stride ?? pool.PoolSize, pool.Padding)),
                     ("count_include_pad", 1L));
+            case ConvTranspose2D deconv:
+            {
+                // As built: a ConvTranspose2d with output padding (stride > kernel) and a crop (kernel > stride) for
+                // "same"; ONNX's pads crop the same pixels from the full transposed output.
+                int extra = deconv.Padding == PaddingMode.Same ? Math.Max(deconv.Stride - deconv.KernelSize, 0) : 0;
+                int crop = deconv.Padding == PaddingMode.Same ? Math.Max(deconv.KernelSize - deconv.Stride, 0) : 0;
+                var inputs = new List<string> { x, Const(g, "W", w["weight"]) };
+                if (deconv.UseBias) inputs.Add(Const(g, "B", w["bias"]));
+                var y = g.Node("ConvTranspose", inputs.ToArray(), ("kernel_shape", new long[] { deconv.KernelSize, deconv.KernelSize }),
+                    ("strides", new long[] { deconv.Stride, deconv.Stride }), ("output_padding", new long[] { extra, extra }),
+                    ("pads", new long[] { crop / 2, crop / 2, crop - crop / 2, crop - crop / 2 }));
+                return Activate(g, y, deconv.Activation, 0);
+            }
+            case Upsample2D upsample:
+                return g.Node("Resize", [x, "", g.Initializer("scales", [1f, 1f, upsample.Size, upsample.Size], [4])],
+                    ("mode", "nearest"), ("coordinate_transformation_mode", "asymmetric"), ("nearest_mode", "floor"));
             case Dropout:
                 return x;
             case BatchNorm norm:

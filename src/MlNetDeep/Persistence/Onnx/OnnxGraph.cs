@@ -8,7 +8,7 @@ internal sealed class OnnxGraph
 {
     public const int Opset = 17;
     private const int FloatType = 1, Int64Type = 7;
-    private const int AttrFloat = 1, AttrInt = 2, AttrInts = 7;
+    private const int AttrFloat = 1, AttrInt = 2, AttrString = 3, AttrInts = 7;
 
     private readonly List<Action<ProtoWriter>> _nodes = [];
     private readonly List<Action<ProtoWriter>> _initializers = [];
@@ -36,7 +36,7 @@ internal sealed class OnnxGraph
         return name;
     }
 
-    /// <summary>Adds a node; attributes are (name, value) with value a float, long, or long[]. Returns its output name.</summary>
+    /// <summary>Adds a node; attributes are (name, value) with value a float, long, long[] or string. Returns its output name.</summary>
     public string Node(string op, string[] inputs, params (string Name, object Value)[] attributes)
     {
         var output = NewName(op.ToLowerInvariant());
@@ -55,6 +55,7 @@ internal sealed class OnnxGraph
                         case long l: a.Varint(3, l).Varint(20, AttrInt); break;
                         case int i: a.Varint(3, i).Varint(20, AttrInt); break;
                         case long[] ints: foreach (var v in ints) a.Varint(8, v); a.Varint(20, AttrInts); break;
+                        case string text: a.String(4, text).Varint(20, AttrString); break;
                         default: throw new ArgumentException($"Unsupported ONNX attribute value {value?.GetType().Name}.");
                     }
                 });
