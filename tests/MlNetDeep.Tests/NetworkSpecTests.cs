@@ -82,3 +82,25 @@ public class NetworkSpecTests
         Assert.Throws<InvalidDataException>(() => NetworkSpec.FromJson("{\"layers\": [{\"type\": \"Nope\"}]}"));
     }
 }
+
+public class EmbeddingLayerTests
+{
+    [Fact]
+    public void AnEmbeddingMapsTokenIdsToVectorsAndRoundTripsThroughJson()
+    {
+        var net = new NetworkSpec([new Embedding(50, 8), new Flatten(), new Dense(3)]) { Name = "tokens" };
+        Assert.Equal(new[] { 12, 8 }, net.InferShapes([12])[0]);
+        Assert.Equal(50 * 8 + 12 * 8 * 3 + 3, net.ParameterCount([12]));
+        Assert.Equal(net, NetworkSpec.FromJson(net.ToJson()));
+        Assert.Contains("Embedding(50, 8)", net.Summary([12]));
+        Native.TorchRuntime.EnsureLoaded();
+        using var module = net.Build([12]);
+        using var ids = TorchSharp.torch.tensor(Enumerable.Range(0, 24).Select(i => (float)(i % 50)).ToArray(), [2, 12]);
+        using var y = module.call(ids);
+        Assert.Equal(new long[] { 2, 3 }, y.shape);
+        using var bad = TorchSharp.torch.full([1, 12], 50f);
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => module.call(bad));
+        Assert.Contains("0 to 49", ex.Message);
+        Assert.Throws<InvalidOperationException>(() => new Embedding(10, 4).OutputShape([3, 3]));
+    }
+}

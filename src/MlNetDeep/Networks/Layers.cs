@@ -28,6 +28,7 @@ public enum PaddingMode { Valid, Same }
 [JsonDerivedType(typeof(Activation), "Activation")]
 [JsonDerivedType(typeof(ConvTranspose2D), "ConvTranspose2D")]
 [JsonDerivedType(typeof(Upsample2D), "Upsample2D")]
+[JsonDerivedType(typeof(Embedding), "Embedding")]
 public abstract record Layer
 {
     /// <summary>The shape this layer produces for one sample of shape <paramref name="input"/>.</summary>
@@ -123,6 +124,50 @@ public sealed record ConvTranspose2D(int Filters, int KernelSize, int Stride = 1
     }
 
     public override string Describe() => $"ConvTranspose2D({Filters}, {KernelSize}x{KernelSize}, stride {Stride}, {Padding.ToString().ToLowerInvariant()}{Activations.Suffix(Activation)})";
+}
+
+/// <summary>
+/// A lookup table of <paramref name="Dimension"/> learned values for each of <paramref name="Vocabulary"/> token ids
+/// (Keras' Embedding): [steps] ids (whole numbers stored as floats, 0 to Vocabulary - 1) become [steps, Dimension].
+/// An id outside the table is an error naming it.
+/// </summary>
+public sealed record Embedding(int Vocabulary, int Dimension) : Layer
+{
+    public override int[] OutputShape(int[] input)
+    {
+        if (input.Length != 1) throw ShapeError(input, "a sequence of token ids [steps]");
+        if (Vocabulary <= 0 || Dimension <= 0) throw new InvalidOperationException($"{Describe()}: vocabulary and dimension must be positive.");
+        return [input[0], Dimension];
+    }
+
+    public override nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        OutputShape(input);
+        return new EmbeddingModule(Vocabulary, Dimension);
+    }
+
+    public override string Describe() => $"Embedding({Vocabulary}, {Dimension})";
+}
+
+internal sealed class EmbeddingModule : nn.Module<Tensor, Tensor>
+{
+    private readonly TorchSharp.Modules.Embedding table;
+    private readonly int _vocabulary;
+
+    public EmbeddingModule(int vocabulary, int dimension) : base("Embedding")
+    {
+        _vocabulary = vocabulary;
+        table = nn.Embedding(vocabulary, dimension);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor input)
+    {
+        var ids = input.round().to(ScalarType.Int64);
+        if (ids.numel() > 0 && (ids.min().item<long>() < 0 || ids.max().item<long>() >= _vocabulary))
+            throw new ArgumentOutOfRangeException(nameof(input), $"Token ids must be whole numbers from 0 to {_vocabulary - 1}; the batch holds {ids.min().item<long>()} to {ids.max().item<long>()}.");
+        return table.call(ids);
+    }
 }
 
 /// <summary>Nearest-neighbour upsampling of [channels, height, width] by an integer <paramref name="Size"/> (Keras' UpSampling2D).</summary>

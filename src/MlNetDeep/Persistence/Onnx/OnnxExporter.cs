@@ -94,6 +94,8 @@ public static class OnnxExporter
             case Upsample2D upsample:
                 return g.Node("Resize", [x, "", g.Initializer("scales", [1f, 1f, upsample.Size, upsample.Size], [4])],
                     ("mode", "nearest"), ("coordinate_transformation_mode", "asymmetric"), ("nearest_mode", "floor"));
+            case Embedding:
+                return g.Node("Gather", [Const(g, "table", w["weight"]), g.Node("Cast", [g.Node("Round", [x])], ("to", 7L))], ("axis", 0L));
             case Dropout:
                 return x;
             case BatchNorm norm:
