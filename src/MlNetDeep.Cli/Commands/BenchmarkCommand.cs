@@ -29,6 +29,7 @@ internal static class BenchmarkCommand
             rows, epochs, rounds, batch, python,
         };
         common.AddTo(command);
+        command.Subcommands.Add(GanBenchmark.Create());
         command.SetAction(result =>
         {
             var ml = common.CreateContext(result);
@@ -76,7 +77,9 @@ internal static class BenchmarkCommand
         Console.WriteLine($"    ratio (a)/(b)          {a / bPlain,10:F3}");
         Console.WriteLine($"    whole Fit incl. IDataView reading and warm-up: {Median(endToEnd):F0} samples/s");
 
-        var py = RunPyTorch(python, rows, epochs, batch, device);
+        var folder = Mnist.DefaultFolder;
+        var py = RunPyTorch(python, "pytorch_mnist_cnn.py",
+            $"\"{Path.Combine(folder, "train-images-idx3-ubyte")}\" \"{Path.Combine(folder, "train-labels-idx1-ubyte")}\" {rows} {epochs} {batch}", device);
         if (py is { } c)
         {
             Console.WriteLine($"(c) PyTorch ({c.Version})  {c.Rate,10:F0} samples/s");
@@ -85,7 +88,8 @@ internal static class BenchmarkCommand
         return 0;
     }
 
-    private static (double Rate, string Version)? RunPyTorch(string? python, int rows, int epochs, int batch, TorchSharp.torch.Device device)
+    /// <summary>Runs a benchmark script of Benchmarks/ with python3 (when it imports torch); its lines "epoch i rate" give the rate after warm-up.</summary>
+    internal static (double Rate, string Version)? RunPyTorch(string? python, string scriptName, string arguments, TorchSharp.torch.Device device)
     {
         var candidates = python is not null ? [python] : new[] { "python3", "/usr/bin/python3" };
         var exe = candidates.FirstOrDefault(c => Exec(c, "-c \"import torch; print(torch.__version__)\"", out _) == 0);
@@ -95,11 +99,9 @@ internal static class BenchmarkCommand
             return null;
         }
         Exec(exe, "-c \"import torch; print(torch.__version__)\"", out var version);
-        var script = Path.Combine(AppContext.BaseDirectory, "Benchmarks", "pytorch_mnist_cnn.py");
-        var folder = Mnist.DefaultFolder;
-        string images = Path.Combine(folder, "train-images-idx3-ubyte"), labels = Path.Combine(folder, "train-labels-idx1-ubyte");
+        var script = Path.Combine(AppContext.BaseDirectory, "Benchmarks", scriptName);
         string torchDevice = device.type == TorchSharp.DeviceType.CUDA ? $"cuda:{device.index}" : "cpu";
-        int exit = Exec(exe, $"\"{script}\" \"{images}\" \"{labels}\" {rows} {epochs} {batch} {torchDevice}", out var output);
+        int exit = Exec(exe, $"\"{script}\" {arguments} {torchDevice}", out var output);
         if (exit != 0) { Console.WriteLine($"(c) PyTorch failed (exit {exit}): {output.Trim()}"); return null; }
         var rates = output.Split('\n').Where(l => l.StartsWith("epoch ")).Select(l => double.Parse(l.Split(' ')[2], CultureInfo.InvariantCulture)).ToList();
         Console.WriteLine($"(c) PyTorch per epoch: {string.Join(", ", rates.Select(v => v.ToString("F0")))} samples/s");
@@ -125,7 +127,7 @@ internal static class BenchmarkCommand
         }
     }
 
-    private static double Median(IReadOnlyList<double> values)
+    internal static double Median(IReadOnlyList<double> values)
     {
         if (values.Count == 0) return double.NaN;
         var sorted = values.OrderBy(v => v).ToArray();
