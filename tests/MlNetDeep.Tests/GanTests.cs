@@ -117,6 +117,29 @@ public class GanTests
     }
 
     [Fact]
+    public void TheDiscriminatorIsATransformerOfItsOwn()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 128);
+        using var generator = ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dense)).Fit(data);
+        using var discriminator = generator.CreateDiscriminator();
+        var scored = discriminator.Transform(data).GetColumn<float>("Realness").Take(8).ToArray();
+        var pixels = TestData.Column(data, "Pixels").Take(8).ToList();
+        Assert.Equal(generator.Realness(pixels), scored);
+        Assert.All(scored, p => Assert.InRange(p, 0f, 1f));
+        // Its own copy of the weights: disposing the generator leaves it working, and it survives SaveDeep/LoadDeep.
+        generator.Dispose();
+        var path = TestData.TempFile();
+        try
+        {
+            ml.Model.SaveDeep(discriminator, data.Schema, path);
+            var loaded = ml.Model.LoadDeep(path, out _);
+            Assert.Equal(scored, loaded.Transform(data).GetColumn<float>("Realness").Take(8).ToArray());
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
     public void BadInputsAreClearErrors()
     {
         var ml = new MLContext(seed: 1);

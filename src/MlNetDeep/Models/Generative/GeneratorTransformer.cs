@@ -177,13 +177,34 @@ public sealed class GeneratorTransformer : DeepTransformer
         return graph.ToModel(Network.Name, input, FeatureSize, flat, outputName, ImageSize);
     }
 
-    internal override TransformerRecord ToRecord() => NewRecord()
-        .With("discriminator", Discriminator)
-        .With("imageShape", ImageShape)
-        .With("latentSize", LatentSize)
-        .With("classes", Classes)
-        .With("labelEmbeddingSize", LabelEmbeddingSize)
-        .With("outputColumn", OutputColumns[0].Name);
+    internal override TransformerRecord ToRecord() => GanRecords.Write(NewRecord(), _gan, Discriminator, LabelEmbeddingSize, OutputColumns[0].Name);
+
+    /// <summary>
+    /// The discriminator as a transformer of its own (a copy of the weights): reads <paramref name="imageColumnName"/>
+    /// (values in [0, 1]; for a conditional GAN a vector of the pixels followed by the class index) and adds
+    /// <paramref name="outputColumnName"/>, the probability that each image is real.
+    /// </summary>
+    public DiscriminatorTransformer CreateDiscriminator(string imageColumnName = "Pixels", string outputColumnName = "Realness")
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(imageColumnName);
+        ArgumentException.ThrowIfNullOrWhiteSpace(outputColumnName);
+        var copy = new GanModule(Network, Discriminator, ImageShape, LatentSize, Classes, LabelEmbeddingSize);
+        try
+        {
+            using (no_grad())
+            {
+                var source = _gan.state_dict();
+                foreach (var (name, tensor) in copy.state_dict()) tensor.copy_(source[name]);
+            }
+            copy.to(Device);
+            return new DiscriminatorTransformer(copy, Network, Discriminator, imageColumnName, outputColumnName, LabelEmbeddingSize, Device, ScoringBatchSize);
+        }
+        catch
+        {
+            copy.Dispose();
+            throw;
+        }
+    }
 }
 
 /// <summary>How a saved <see cref="GeneratorTransformer"/> is read back.</summary>
@@ -191,9 +212,7 @@ internal sealed class GeneratorTransformerFormat : NetworkModelFormat
 {
     public override string Kind => GeneratorTransformer.KindName;
 
-    public override nn.Module BuildModule(TransformerRecord record) =>
-        new GanModule(record.Network, record.Get<NetworkSpec>("discriminator"), record.Get<int[]>("imageShape"), record.Get<int>("latentSize"),
-            record.Get<int>("classes"), record.Get<int>("labelEmbeddingSize"));
+    public override nn.Module BuildModule(TransformerRecord record) => GanRecords.BuildModule(record, record.Network, record.Get<NetworkSpec>("discriminator"));
 
     public override ITransformer Create(TransformerRecord record, nn.Module module, Device device) =>
         new GeneratorTransformer((GanModule)module, record.Network, record.Get<NetworkSpec>("discriminator"), record.FeatureColumnName,
