@@ -9,6 +9,22 @@ public static class Charts
     /// <summary>One named series of (x, y) points.</summary>
     public sealed record Series(string Name, IReadOnlyList<double> X, IReadOnlyList<double> Y);
 
+    /// <summary>A bar chart (one bar per category, e.g. each digit's share of generated images), saved as PNG.</summary>
+    public static void Bars(string path, string title, string yLabel, IReadOnlyList<string> categories, IReadOnlyList<double> values,
+        double? lowerGuide = null, double? upperGuide = null, int width = 800, int height = 500)
+    {
+        if (categories.Count != values.Count) throw new ArgumentException("One value per category.", nameof(values));
+        var plot = new Plot();
+        plot.Add.Bars(values.ToArray());
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, categories.Count).Select(i => (double)i).ToArray(), categories.ToArray());
+        if (lowerGuide is { } low) plot.Add.HorizontalLine(low).LinePattern = LinePattern.Dashed;
+        if (upperGuide is { } high) plot.Add.HorizontalLine(high).LinePattern = LinePattern.Dashed;
+        plot.Axes.Margins(bottom: 0);
+        plot.Title(title);
+        plot.YLabel(yLabel);
+        Save(plot, path, width, height);
+    }
+
     /// <summary>A line chart of several series, saved as PNG.</summary>
     public static void Lines(string path, string title, string xLabel, string yLabel, IEnumerable<Series> series, int width = 800, int height = 500, bool logY = false)
     {

@@ -22,7 +22,9 @@ internal static class GanCommand
         kind.AcceptOnlyFromAmong("dense", "dcgan", "cgan");
         var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs.", DefaultValueFactory = _ => 5 };
         var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 };
-        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate of both networks (beta1 0.5).", DefaultValueFactory = _ => 2e-4 };
+        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate of the generator (beta1 0.5).", DefaultValueFactory = _ => 2e-4 };
+        var dRate = new Option<double?>("--d-learning-rate", "--d-lr") { Description = "Adam learning rate of the discriminator (default: the generator's)." };
+        var latent = new Option<int>("--latent") { Description = "Size of the noise vector z.", DefaultValueFactory = _ => 100 };
         var loss = new Option<string>("--loss") { Description = "nonsaturating or hinge.", DefaultValueFactory = _ => "nonsaturating" };
         loss.AcceptOnlyFromAmong("nonsaturating", "hinge");
         var smoothing = new Option<double>("--real-label") { Description = "One-sided label smoothing: the target for real images (1 = off).", DefaultValueFactory = _ => 1.0 };
@@ -32,7 +34,7 @@ internal static class GanCommand
         var samples = new Option<int>("--judge-samples") { Description = "Generated images judged per epoch.", DefaultValueFactory = _ => 10_000 };
         var command = new Command("mnist", "Train a GAN on MNIST; sample grids per epoch, losses, and the judge's class histogram and Fréchet distance.")
         {
-            kind, epochs, batch, rate, loss, smoothing, noise, matching, rows, samples,
+            kind, epochs, batch, rate, dRate, latent, loss, smoothing, noise, matching, rows, samples,
         };
         common.AddTo(command);
         command.SetAction(result =>
@@ -43,7 +45,9 @@ internal static class GanCommand
                 Kind = k == "dense" ? GanKind.Dense : GanKind.Dcgan,
                 LabelColumnName = k == "cgan" ? "Label" : null,
                 Epochs = result.GetValue(epochs), BatchSize = result.GetValue(batch),
-                Optimizer = new Adam(result.GetValue(rate), Beta1: 0.5), DiscriminatorOptimizer = new Adam(result.GetValue(rate), Beta1: 0.5),
+                Optimizer = new Adam(result.GetValue(rate), Beta1: 0.5),
+                DiscriminatorOptimizer = new Adam(result.GetValue(dRate) ?? result.GetValue(rate), Beta1: 0.5),
+                LatentSize = result.GetValue(latent),
                 Loss = result.GetValue(loss) == "hinge" ? GanLoss.Hinge : GanLoss.NonSaturating,
                 RealLabel = result.GetValue(smoothing), InstanceNoise = result.GetValue(noise), FeatureMatching = result.GetValue(matching),
             };
@@ -60,7 +64,8 @@ internal static class GanCommand
     {
         Console.WriteLine("Loading MNIST ...");
         var train = ml.Data.LoadMnist(MnistSplit.Train, maxRows: trainRows);
-        var test = Mnist.Read(MnistSplit.Test).Select(i => i.Pixels).ToList();
+        var testImages = Mnist.Read(MnistSplit.Test);
+        var test = testImages.Select(i => i.Pixels).ToList();
         var (generatorSpec, discriminatorSpec) = options.Resolve(options.InputShape!);
         int conditional = options.LabelColumnName is null ? 0 : options.LabelEmbeddingSize;
         Console.Write(generatorSpec.Summary([options.LatentSize + conditional]));
@@ -68,13 +73,15 @@ internal static class GanCommand
 
         Console.WriteLine("Loading the MNIST judge (trained once and cached) ...");
         using var judge = ConsoleProgress.Run("judge", progress => MnistJudge.LoadOrTrain(ml, progress));
-        var testFeatures = judge.Judge(test).Features;
+        var (testDigits, testFeatures) = judge.Judge(test);
+        Console.WriteLine($"Judge: test accuracy {testDigits.Zip(testImages).Count(p => p.First == p.Second.Label) / (double)test.Count:P2} (10,000 MNIST test images)");
         var trainFeatures = judge.Judge(Mnist.Read(MnistSplit.Train, maxRows: test.Count).Select(i => i.Pixels).ToList()).Features;
         Console.WriteLine($"Judge: Fréchet distance test vs train (real vs real baseline) {GenerationQuality.FrechetDistance(testFeatures, trainFeatures):F2}");
 
         var requested = Enumerable.Range(0, judged).Select(i => i % 10).ToArray();
         var rows = new List<string> { "epoch,frechet_distance,classes_present,classes_covering_90,entropy_bits,requested_label_share" };
         var distances = new List<double>();
+        ClassHistogram? last = null;
         options.Callbacks.Add(new EpochCallback(end =>
         {
             // The run's modules are in train mode here; a temporary transformer view draws in eval mode.
@@ -89,6 +96,7 @@ internal static class GanCommand
             double fd = GenerationQuality.FrechetDistance(features, testFeatures);
             double? match = conditional > 0 ? digits.Zip(requested).Count(p => p.First == p.Second) / (double)judged : null;
             distances.Add(fd);
+            last = histogram;
             rows.Add(FormattableString.Invariant($"{end.Metrics.Epoch + 1},{fd:F3},{histogram.ClassesPresent},{histogram.ClassesCovering90},{histogram.Entropy:F4},{match?.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) ?? ""}"));
             Console.WriteLine($"  judge, epoch {end.Metrics.Epoch + 1}: Fréchet distance {fd:F2}; {histogram.Describe()}" + (match is { } m ? $"; drawn as requested {m:P2}" : ""));
         }));
@@ -106,10 +114,13 @@ internal static class GanCommand
         Charts.TrainingCurves(Path.Combine(output, $"{name}-curves.png"), model.History, name);
         Charts.Lines(Path.Combine(output, $"{name}-frechet.png"), $"{name}: judge Fréchet distance to the test set", "epoch", "distance",
             [new Charts.Series("generated vs test", Enumerable.Range(1, distances.Count).Select(e => (double)e).ToList(), distances)]);
+        if (last is not null)
+            Charts.Bars(Path.Combine(output, $"{name}-histogram.png"), $"{name}: digits the judge sees in {judged:N0} samples (last epoch)", "share",
+                Enumerable.Range(0, 10).Select(d => d.ToString()).ToList(), last.Shares, lowerGuide: 0.05, upperGuide: 0.15);
         var modelPath = Path.Combine(output, $"{name}.zip");
         var noise = model.NoiseData(ml, 1, 1, conditional > 0 ? [0] : null);
         ml.Model.SaveDeep(model, noise.Schema, modelPath);
-        Console.WriteLine($"Saved model {modelPath}; wrote {name}-epochNN.png, {name}-curves.png, {name}-frechet.png, {name}-judge.csv, {name}-history.csv in {output}");
+        Console.WriteLine($"Saved model {modelPath}; wrote {name}-epochNN.png, {name}-curves.png, {name}-frechet.png, {name}-histogram.png, {name}-judge.csv, {name}-history.csv in {output}");
         return 0;
     }
 
