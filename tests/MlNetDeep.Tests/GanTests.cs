@@ -140,6 +140,30 @@ public class GanTests
     }
 
     [Fact]
+    public void MinibatchStandardDeviationLetsTheDiscriminatorSeeABatchOfCopies()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 128);
+        var options = Small(GanKind.Dense);
+        options.MinibatchStdDev = true;
+        using var generator = ml.Transforms.GenerativeAdversarialNetwork(options).Fit(data);
+        var pixels = TestData.Column(data, "Pixels").Take(16).ToList();
+        // The same image scored in a varied batch and in a batch of copies of itself: only the batch spread differs.
+        var varied = generator.Realness(pixels)[0];
+        var copies = generator.Realness(Enumerable.Repeat(pixels[0], 16).ToList())[0];
+        Assert.NotEqual(varied, copies);
+        var path = TestData.TempFile();
+        try
+        {
+            var noise = generator.NoiseData(ml, 2, seed: 1);
+            ml.Model.SaveDeep(generator, noise.Schema, path);
+            var reloaded = Assert.IsType<GeneratorTransformer>(((TransformerChain<ITransformer>)ml.Model.LoadDeep(path, out _)).Single());
+            Assert.Equal(generator.Realness(pixels), reloaded.Realness(pixels));
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
     public void BadInputsAreClearErrors()
     {
         var ml = new MLContext(seed: 1);

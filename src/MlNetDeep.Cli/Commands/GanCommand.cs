@@ -30,11 +30,12 @@ internal static class GanCommand
         var smoothing = new Option<double>("--real-label") { Description = "One-sided label smoothing: the target for real images (1 = off).", DefaultValueFactory = _ => 1.0 };
         var noise = new Option<double>("--instance-noise") { Description = "Instance noise std, decaying to 0 (0 = off).", DefaultValueFactory = _ => 0.0 };
         var matching = new Option<bool>("--feature-matching") { Description = "Train the generator by feature matching." };
+        var spread = new Option<bool>("--minibatch-std") { Description = "Minibatch standard deviation in the discriminator (against mode collapse)." };
         var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." };
         var samples = new Option<int>("--judge-samples") { Description = "Generated images judged per epoch.", DefaultValueFactory = _ => 10_000 };
         var command = new Command("mnist", "Train a GAN on MNIST; sample grids per epoch, losses, and the judge's class histogram and Fréchet distance.")
         {
-            kind, epochs, batch, rate, dRate, latent, loss, smoothing, noise, matching, rows, samples,
+            kind, epochs, batch, rate, dRate, latent, loss, smoothing, noise, matching, spread, rows, samples,
         };
         common.AddTo(command);
         command.SetAction(result =>
@@ -49,7 +50,7 @@ internal static class GanCommand
                 DiscriminatorOptimizer = new Adam(result.GetValue(dRate) ?? result.GetValue(rate), Beta1: 0.5),
                 LatentSize = result.GetValue(latent),
                 Loss = result.GetValue(loss) == "hinge" ? GanLoss.Hinge : GanLoss.NonSaturating,
-                RealLabel = result.GetValue(smoothing), InstanceNoise = result.GetValue(noise), FeatureMatching = result.GetValue(matching),
+                RealLabel = result.GetValue(smoothing), InstanceNoise = result.GetValue(noise), FeatureMatching = result.GetValue(matching), MinibatchStdDev = result.GetValue(spread),
             };
             int judged = result.GetValue(samples);
             if (judged < 2) throw new ArgumentOutOfRangeException("--judge-samples", judged, "Judge at least 2 samples.");

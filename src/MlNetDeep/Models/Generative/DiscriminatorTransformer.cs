@@ -84,8 +84,10 @@ internal static class GanRecords
         .With("latentSize", gan.LatentSize)
         .With("classes", gan.Classes)
         .With("labelEmbeddingSize", labelEmbeddingSize)
-        .With("outputColumn", outputColumn);
+        .With("outputColumn", outputColumn)
+        .With("minibatchStdDev", gan.MinibatchStdDev);
 
     public static GanModule BuildModule(TransformerRecord record, NetworkSpec generator, NetworkSpec discriminator) =>
-        new(generator, discriminator, record.Get<int[]>("imageShape"), record.Get<int>("latentSize"), record.Get<int>("classes"), record.Get<int>("labelEmbeddingSize"));
+        new(generator, discriminator, record.Get<int[]>("imageShape"), record.Get<int>("latentSize"), record.Get<int>("classes"), record.Get<int>("labelEmbeddingSize"),
+            record.GetOrDefault<bool>("minibatchStdDev"));
 }

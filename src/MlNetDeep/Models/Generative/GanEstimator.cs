@@ -61,7 +61,7 @@ public sealed class GanEstimator : IEstimator<GeneratorTransformer>
         using var data = loaded.ToTensorData(imageShape);
         var module = TorchRuntime.Seeded(seed, () =>
         {
-            var gan = new GanModule(generatorSpec, discriminatorSpec, imageShape, Options.LatentSize, classes, Options.LabelEmbeddingSize);
+            var gan = new GanModule(generatorSpec, discriminatorSpec, imageShape, Options.LatentSize, classes, Options.LabelEmbeddingSize, Options.MinibatchStdDev);
             if (Options.DcganInitialisation ?? Options.Kind == GanKind.Dcgan) gan.InitialiseAsDcgan();
             return gan;
         });

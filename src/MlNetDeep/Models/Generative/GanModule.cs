@@ -18,9 +18,11 @@ public sealed class GanModule : nn.Module
     private readonly nn.Module<Tensor, Tensor>? discriminatorLabels;
     private readonly long[] _imageShape;
 
-    public GanModule(NetworkSpec generatorSpec, NetworkSpec discriminatorSpec, int[] imageShape, int latentSize, int classes, int labelEmbeddingSize)
+    public GanModule(NetworkSpec generatorSpec, NetworkSpec discriminatorSpec, int[] imageShape, int latentSize, int classes, int labelEmbeddingSize,
+        bool minibatchStdDev = false)
         : base("GenerativeAdversarialNetwork")
     {
+        MinibatchStdDev = minibatchStdDev;
         if (discriminatorSpec.Layers.Count < 2) throw new ArgumentException($"The discriminator '{discriminatorSpec.Name}' needs hidden layers and an output layer.");
         Classes = classes;
         LatentSize = latentSize;
@@ -34,6 +36,12 @@ public sealed class GanModule : nn.Module
         var featureSpec = new NetworkSpec(discriminatorSpec.Layers.Take(discriminatorSpec.Layers.Count - 1)) { Name = discriminatorSpec.Name + "-features" };
         var featureShape = featureSpec.OutputShape(discriminatorInput);
         var head = discriminatorSpec.Layers[^1];
+        if (minibatchStdDev)
+        {
+            if (featureShape.Length != 1)
+                throw new ArgumentException($"Minibatch standard deviation joins one value to the discriminator's flat hidden features, but '{discriminatorSpec.Name}' ends its hidden layers with shape [{string.Join(", ", featureShape)}]: end them with Flatten.");
+            featureShape = [featureShape[0] + 1];
+        }
         var logits = head.OutputShape(featureShape);
         if (logits.Aggregate(1, (a, b) => a * b) != 1)
             throw new ArgumentException($"The discriminator '{discriminatorSpec.Name}' must end in one output (a logit), not [{string.Join(", ", logits)}].");
@@ -50,6 +58,9 @@ public sealed class GanModule : nn.Module
 
     /// <summary>Classes of a conditional GAN; 0 when unconditional.</summary>
     public int Classes { get; }
+
+    /// <summary>Whether the discriminator's head also sees the minibatch standard deviation of its features.</summary>
+    public bool MinibatchStdDev { get; }
     public int LatentSize { get; }
     public int[] ImageShape { get; }
 
@@ -69,8 +80,21 @@ public sealed class GanModule : nn.Module
             var map = discriminatorLabels!.call(RequireLabels(labels)).reshape(-1, 1, ImageShape[1], ImageShape[2]);
             input = cat([input, map], 1);
         }
-        var features = discriminatorFeatures.call(input);
-        return (discriminatorHead.call(features).reshape(-1), features.flatten(1));
+        var hidden = discriminatorFeatures.call(input);
+        var features = hidden.flatten(1);
+        var headInput = MinibatchStdDev ? cat([features, BatchSpread(features)], 1) : hidden;
+        return (discriminatorHead.call(headInput).reshape(-1), features);
+    }
+
+    /// <summary>
+    /// Minibatch standard deviation (Karras et al.): the mean over features of their standard deviation across the batch,
+    /// joined to every sample's features, lets the discriminator see a batch of near-identical samples, so that a
+    /// collapsing generator is caught. One sample alone has a spread of 0.
+    /// </summary>
+    private static Tensor BatchSpread(Tensor features)
+    {
+        var spread = features.shape[0] > 1 ? (features.var(0, unbiased: false) + 1e-8).sqrt().mean() : zeros([], features.dtype, features.device);
+        return spread.expand(features.shape[0], 1);
     }
 
     /// <summary>The generator's layers (built from its spec; for export).</summary>

@@ -73,6 +73,10 @@ public sealed class GanOptions : DeepTrainerOptions
     /// features on real images instead of fooling its output.</summary>
     public bool FeatureMatching { get; set; }
 
+    /// <summary>Minibatch standard deviation (Karras et al.): the discriminator's output layer also sees how much its hidden
+    /// features vary across the batch, so a generator that draws one thing for every z is caught (a cure for mode collapse).</summary>
+    public bool MinibatchStdDev { get; set; }
+
     /// <summary>Initialise weights from N(0, 0.02) (batch-norm scales from N(1, 0.02)), as Radford et al.; DCGAN's default.</summary>
     public bool? DcganInitialisation { get; set; }
 

@@ -188,7 +188,7 @@ public sealed class GeneratorTransformer : DeepTransformer
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(imageColumnName);
         ArgumentException.ThrowIfNullOrWhiteSpace(outputColumnName);
-        var copy = new GanModule(Network, Discriminator, ImageShape, LatentSize, Classes, LabelEmbeddingSize);
+        var copy = new GanModule(Network, Discriminator, ImageShape, LatentSize, Classes, LabelEmbeddingSize, _gan.MinibatchStdDev);
         try
         {
             using (no_grad())
