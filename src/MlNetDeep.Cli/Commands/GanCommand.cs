@@ -80,7 +80,7 @@ internal static class GanCommand
         Console.WriteLine($"Judge: Fréchet distance test vs train (real vs real baseline) {GenerationQuality.FrechetDistance(testFeatures, trainFeatures):F2}");
 
         var requested = Enumerable.Range(0, judged).Select(i => i % 10).ToArray();
-        var rows = new List<string> { "epoch,frechet_distance,classes_present,classes_covering_90,entropy_bits,requested_label_share" };
+        var rows = new List<string> { "epoch,frechet_distance,classes_present,classes_covering_90,entropy_bits,min_share,max_share,requested_label_share" };
         var distances = new List<double>();
         ClassHistogram? last = null;
         options.Callbacks.Add(new EpochCallback(end =>
@@ -98,7 +98,7 @@ internal static class GanCommand
             double? match = conditional > 0 ? digits.Zip(requested).Count(p => p.First == p.Second) / (double)judged : null;
             distances.Add(fd);
             last = histogram;
-            rows.Add(FormattableString.Invariant($"{end.Metrics.Epoch + 1},{fd:F3},{histogram.ClassesPresent},{histogram.ClassesCovering90},{histogram.Entropy:F4},{match?.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) ?? ""}"));
+            rows.Add(FormattableString.Invariant($"{end.Metrics.Epoch + 1},{fd:F3},{histogram.ClassesPresent},{histogram.ClassesCovering90},{histogram.Entropy:F4},{histogram.Shares.Min():F4},{histogram.Shares.Max():F4},{match?.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) ?? ""}"));
             Console.WriteLine($"  judge, epoch {end.Metrics.Epoch + 1}: Fréchet distance {fd:F2}; {histogram.Describe()}" + (match is { } m ? $"; drawn as requested {m:P2}" : ""));
         }));
 
