@@ -90,7 +90,7 @@ internal static class GanCommand
             gan.eval();
             var grid = Draw(gan, options, 64, seed: 12345, Enumerable.Range(0, 64).Select(i => i % 10).ToArray());
             ImageGrid.Save(Path.Combine(output, $"{name}-epoch{end.Metrics.Epoch + 1:D2}.png"), grid, 28, 28, 8,
-                title: $"{name}: epoch {end.Metrics.Epoch + 1}{(conditional > 0 ? " (each column one digit: 0-7, then 8-9 ...)" : "")}");
+                title: $"{name}: epoch {end.Metrics.Epoch + 1}{(conditional > 0 ? " (asked for the digits 0-9 in reading order)" : "")}");
             var images = Draw(gan, options, judged, seed: 777, requested);
             var (digits, features) = judge.Judge(images);
             var histogram = GenerationQuality.Histogram(digits, 10);

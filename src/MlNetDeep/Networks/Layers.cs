@@ -88,6 +88,16 @@ public sealed record Conv2D(int Filters, int KernelSize, int Stride = 1, Padding
     public override nn.Module<Tensor, Tensor> Build(int[] input)
     {
         OutputShape(input);
+        if (Padding == PaddingMode.Same)
+        {
+            var (top, bottom) = Windows.SamePadding(input[1], KernelSize, Stride);
+            var (left, right) = Windows.SamePadding(input[2], KernelSize, Stride);
+            // Symmetric "same" padding is the convolution's own (no padded copy of the input); the module keeps the
+            // "layer" name that the explicitly padded form has, so saved weights load either way.
+            if (top + bottom + left + right > 0 && top == bottom && left == right)
+                return Activations.Wrap(nn.Sequential(("layer", nn.Conv2d(input[0], Filters, (KernelSize, KernelSize), stride: (Stride, Stride),
+                    padding: (top, left), bias: UseBias))), Activation);
+        }
         var conv = nn.Conv2d(input[0], Filters, KernelSize, stride: Stride, bias: UseBias);
         return Activations.Wrap(Windows.WithSamePadding(conv, input, KernelSize, Stride, Padding, padValue: 0), Activation);
     }
@@ -117,9 +127,17 @@ public sealed record ConvTranspose2D(int Filters, int KernelSize, int Stride = 1
         // "same": the full transposed output is (size - 1) * stride + kernel; crop (kernel - stride) pixels, or,
         // when the kernel is smaller than the stride, extend by (stride - kernel) with output padding.
         int extra = Padding == PaddingMode.Same ? Math.Max(Stride - KernelSize, 0) : 0;
-        nn.Module<Tensor, Tensor> conv = nn.ConvTranspose2d(input[0], Filters, KernelSize, stride: Stride, output_padding: extra, bias: UseBias);
         int crop = Padding == PaddingMode.Same ? Math.Max(KernelSize - Stride, 0) : 0;
-        if (crop > 0) conv = nn.Sequential(("layer", conv), ("crop", new CropModule(crop / 2, crop - crop / 2)));
+        nn.Module<Tensor, Tensor> conv;
+        if (crop > 0 && crop % 2 == 0)
+            // An even crop is the transposed convolution's own padding: the cropped pixels are never computed. Same
+            // "layer" name as the cropped form, so saved weights load either way.
+            conv = nn.Sequential(("layer", nn.ConvTranspose2d(input[0], Filters, KernelSize, stride: Stride, padding: crop / 2, bias: UseBias)));
+        else
+        {
+            conv = nn.ConvTranspose2d(input[0], Filters, KernelSize, stride: Stride, output_padding: extra, bias: UseBias);
+            if (crop > 0) conv = nn.Sequential(("layer", conv), ("crop", new CropModule(crop / 2, crop - crop / 2)));
+        }
         return Activations.Wrap(conv, Activation);
     }
 
