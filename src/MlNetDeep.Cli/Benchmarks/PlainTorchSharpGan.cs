@@ -7,7 +7,7 @@ namespace MlNetDeep.Cli.Benchmarks;
 /// <summary>
 /// The baseline of the GAN benchmark: the DCGAN preset's two networks written directly in TorchSharp (no MlNetDeep
 /// code) and the same step (discriminator on real and detached generated images, then the generator), Adam 2e-4 and
-/// beta1 0.5 for both, over images already staged on the device.
+/// beta1 0.5 for both, N(0, 0.02) initialisation, over images already staged on the device.
 /// </summary>
 internal static class PlainTorchSharpGan
 {
@@ -26,6 +26,16 @@ internal static class PlainTorchSharpGan
             ("conv1", nn.Conv2d(1, 64, 4, stride: 2, padding: 1)), ("leaky1", nn.LeakyReLU(0.2)),
             ("conv2", nn.Conv2d(64, 128, 4, stride: 2, padding: 1, bias: false)), ("bn2", nn.BatchNorm2d(128)), ("leaky2", nn.LeakyReLU(0.2)),
             ("flatten", nn.Flatten()), ("fc", nn.Linear(128 * 7 * 7, 1)));
+        // Radford et al.'s initialisation, as the estimator's DCGAN preset: the same numbers flow through both loops.
+        using (no_grad())
+        {
+            foreach (var (name, p) in g.named_parameters().Concat(d.named_parameters()))
+            {
+                bool norm = name.StartsWith("bn", StringComparison.Ordinal);
+                if (name.EndsWith(".weight", StringComparison.Ordinal)) nn.init.normal_(p, norm ? 1 : 0, 0.02);
+                else nn.init.zeros_(p);
+            }
+        }
         g.to(device);
         d.to(device);
         g.train();
