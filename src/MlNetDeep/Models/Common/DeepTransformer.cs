@@ -81,6 +81,13 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
         }
     }
 
+    /// <summary>Runs <paramref name="work"/> on the module under the same private lock as <see cref="Score"/> (one forward at a time).</summary>
+    private protected T UnderModuleLock<T>(Func<T> work)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_gate) return work();
+    }
+
     public bool IsRowToRowMapper => true;
 
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)

@@ -149,7 +149,7 @@ public sealed class GeneratorTransformer : DeepTransformer
         using var noGrad = no_grad();
         var x = tensor(images.SelectMany(i => i).ToArray(), [images.Count, .. ImageShape.Select(d => (long)d)]).to(Device) * 2 - 1;
         var y = Classes > 0 ? tensor(labels!.Select(l => (long)l).ToArray()).to(Device) : null;
-        lock (_gan) return _gan.Discriminate(x, y).Logits.sigmoid().to(CPU).data<float>().ToArray();
+        return UnderModuleLock(() => _gan.Discriminate(x, y).Logits.sigmoid().to(CPU).data<float>().ToArray());
     }
 
     /// <summary>
