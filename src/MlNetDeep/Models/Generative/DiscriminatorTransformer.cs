@@ -49,14 +49,7 @@ public sealed class DiscriminatorTransformer : DeepTransformer
         int pixels = _gan.ImageShape.Aggregate(1, (a, b) => a * b);
         var flat = inputs.reshape(inputs.shape[0], -1);
         var images = flat.narrow(1, 0, pixels) * 2 - 1;
-        Tensor? labels = null;
-        if (Classes > 0)
-        {
-            var raw = flat.select(1, pixels);
-            labels = raw.round().to(int64);
-            if (raw.ne(labels.to(raw.dtype)).any().item<bool>() || labels.min().item<long>() < 0 || labels.max().item<long>() >= Classes)
-                throw new ArgumentOutOfRangeException(nameof(inputs), $"The last value of each row is the image's class: a whole number from 0 to {Classes - 1}.");
-        }
+        var labels = Classes > 0 ? _gan.ClassIndices(flat.select(1, pixels), "The last value of each row is the image's class") : null;
         return _gan.Discriminate(images, labels).Logits.sigmoid().reshape(-1, 1);
     }
 

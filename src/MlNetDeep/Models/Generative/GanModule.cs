@@ -131,6 +131,15 @@ public sealed class GanModule : nn.Module
         }
     }
 
+    /// <summary>Class indices from float values that must be whole numbers 0 to Classes - 1; <paramref name="what"/> names them in the error.</summary>
+    internal Tensor ClassIndices(Tensor values, string what)
+    {
+        var labels = values.round().to(int64);
+        if (values.ne(labels.to(values.dtype)).any().item<bool>() || labels.min().item<long>() < 0 || labels.max().item<long>() >= Classes)
+            throw new ArgumentOutOfRangeException(nameof(values), $"{what}: a whole number from 0 to {Classes - 1}.");
+        return labels;
+    }
+
     private static Tensor RequireLabels(Tensor? labels) =>
         labels ?? throw new ArgumentException("A conditional GAN needs the class of each image.");
 }

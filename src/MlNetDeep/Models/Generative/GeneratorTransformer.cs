@@ -52,14 +52,7 @@ public sealed class GeneratorTransformer : DeepTransformer
     protected override Tensor Forward(Tensor inputs)
     {
         var noise = inputs.narrow(1, 0, LatentSize);
-        Tensor? labels = null;
-        if (Classes > 0)
-        {
-            var raw = inputs.select(1, LatentSize);
-            labels = raw.round().to(int64);
-            if (raw.ne(labels.to(raw.dtype)).any().item<bool>() || labels.min().item<long>() < 0 || labels.max().item<long>() >= Classes)
-                throw new ArgumentOutOfRangeException("inputs", $"The last value of each noise row is the class to draw: a whole number from 0 to {Classes - 1}.");
-        }
+        var labels = Classes > 0 ? _gan.ClassIndices(inputs.select(1, LatentSize), "The last value of each noise row is the class to draw") : null;
         return ((_gan.Generate(noise, labels) + 1) / 2).clamp(0, 1).reshape(inputs.shape[0], -1);
     }
 
