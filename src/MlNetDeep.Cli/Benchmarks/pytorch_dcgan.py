@@ -1,19 +1,12 @@
 # The same DCGAN (generator and discriminator) and step in PyTorch, for `mlnetdeep benchmark gan`.
 # Usage: python3 pytorch_dcgan.py <train-images-idx> <rows> <epochs> <batch> <device>
 # Prints one line per epoch: "epoch <i> <samples/s>".
-import gzip, os, struct, sys, time
+import os, sys, time
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+from mnist_idx import read_idx
 
 images, rows, epochs, batch, device = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 torch.manual_seed(1)

@@ -1,19 +1,12 @@
 # The same Keras MNIST CNN and loop in PyTorch, for the MlNetDeep benchmark.
 # Usage: python3 pytorch_mnist_cnn.py <train-images-idx> <train-labels-idx> <rows> <epochs> <batch> <device>
 # Prints one line per epoch: "epoch <i> <samples/s>".
-import gzip, os, struct, sys, time
+import os, sys, time
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+from mnist_idx import read_idx
 
 images, labels, rows, epochs, batch, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 torch.manual_seed(1)

@@ -138,7 +138,7 @@ internal static class GanCommand
             int rows = Math.Min(1000, count - start);
             var z = TorchSharp.torch.randn([rows, options.LatentSize], generator: generator).to(device);
             var y = gan.Classes > 0 ? TorchSharp.torch.tensor(labels.Skip(start).Take(rows).Select(l => (long)l).ToArray()).to(device) : null;
-            var x = ((gan.Generate(z, y) + 1) / 2).clamp(0, 1).reshape(rows, -1).to(TorchSharp.torch.CPU).contiguous().data<float>().ToArray();
+            var x = gan.GeneratePixels(z, y).to(TorchSharp.torch.CPU).contiguous().data<float>().ToArray();
             for (int r = 0; r < rows; r++) images.Add(x.AsSpan(r * 784, 784).ToArray());
         }
         return images;

@@ -71,6 +71,10 @@ public sealed class GanModule : nn.Module
         return generator.call(input).reshape(_imageShape);
     }
 
+    /// <summary>Images as pixels in [0, 1], flattened to [n, pixels]: what the generator's transformer and sample grids show.</summary>
+    public Tensor GeneratePixels(Tensor noise, Tensor? labels) =>
+        ((Generate(noise, labels) + 1) / 2).clamp(0, 1).reshape(noise.shape[0], -1);
+
     /// <summary>The discriminator's logit [n] and last hidden features [n, f] for images [n, ...ImageShape] in [-1, 1].</summary>
     public (Tensor Logits, Tensor Features) Discriminate(Tensor images, Tensor? labels)
     {

@@ -53,7 +53,7 @@ public sealed class GeneratorTransformer : DeepTransformer
     {
         var noise = inputs.narrow(1, 0, LatentSize);
         var labels = Classes > 0 ? _gan.ClassIndices(inputs.select(1, LatentSize), "The last value of each noise row is the class to draw") : null;
-        return ((_gan.Generate(noise, labels) + 1) / 2).clamp(0, 1).reshape(inputs.shape[0], -1);
+        return _gan.GeneratePixels(noise, labels);
     }
 
     /// <summary>
