@@ -30,6 +30,7 @@ internal static class BenchmarkCommand
         };
         common.AddTo(command);
         command.Subcommands.Add(GanBenchmark.Create());
+        command.Subcommands.Add(BinaryBenchmark.Create());
         command.SetAction(result =>
         {
             var ml = common.CreateContext(result);

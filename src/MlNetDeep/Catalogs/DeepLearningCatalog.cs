@@ -40,6 +40,23 @@ public static class DeepLearningCatalog
 
     private static readonly NetworkSpec DefaultMlp = Networks.Networks.Mlp();
 
+    /// <summary>
+    /// A neural-network binary classifier on a Boolean label (an MLP(32) by default), with ML.NET's binary output
+    /// columns (Score, Probability, PredictedLabel) for BinaryClassification.Evaluate and CrossValidate.
+    /// </summary>
+    public static NeuralNetworkBinaryClassifier NeuralNetwork(this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
+        NeuralNetworkBinaryClassifierOptions options) => new(HostEnvironments.Of(catalog), options);
+
+    /// <summary>A neural-network binary classifier with the common settings as arguments.</summary>
+    public static NeuralNetworkBinaryClassifier NeuralNetwork(this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
+        string labelColumnName = "Label", string featureColumnName = "Features", NetworkSpec? network = null,
+        int epochs = 50, int batchSize = 32, double learningRate = 1e-3) =>
+        catalog.NeuralNetwork(new NeuralNetworkBinaryClassifierOptions
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Network = network ?? Networks.Networks.Mlp(32),
+            Epochs = epochs, BatchSize = batchSize, Optimizer = new Adam(learningRate),
+        });
+
     /// <summary>A neural-network regressor (an MLP by default).</summary>
     public static NeuralNetworkRegressor NeuralNetwork(this RegressionCatalog.RegressionTrainers catalog, NeuralNetworkRegressorOptions options) =>
         new(HostEnvironments.Of(catalog), options);

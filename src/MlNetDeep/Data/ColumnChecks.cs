@@ -78,6 +78,17 @@ public static class ColumnChecks
                 "Convert it with mlContext.Transforms.Conversion.ConvertType(\"" + column.Name + "\", outputKind: DataKind.Single).");
     }
 
+    /// <summary>Binary classification labels: a Boolean.</summary>
+    public static void RequireBooleanLabel(ColumnView column)
+    {
+        if (column.ItemType != BooleanDataViewType.Instance || column.Kind != SchemaShape.Column.VectorKind.Scalar)
+            throw new ArgumentOutOfRangeException("LabelColumnName", $"The label column '{column.Name}' must be Boolean for binary classification, but is {column.TypeText}. " +
+                (column.IsKey
+                    ? "For a key label with more than two classes use mlContext.MulticlassClassification.Trainers.NeuralNetwork(...); for two classes map the values to true/false first."
+                    : "Map it to true/false first, e.g. with mlContext.Transforms.Conversion.ConvertType(\"" + column.Name + "\", outputKind: DataKind.Boolean) or CustomMapping, " +
+                      "or load it as bool (a CSV column of true/false or 0/1)."));
+    }
+
     /// <summary>The number of keys of a key column in a DataViewSchema.</summary>
     public static int KeyCount(DataViewSchema.Column column) =>
         column.Type is KeyDataViewType key ? checked((int)key.Count) : throw new ArgumentOutOfRangeException("LabelColumnName", $"The label column '{column.Name}' must be a key type, but is {column.Type}.");

@@ -53,9 +53,10 @@ public sealed class FeatureRowReader
 
 /// <summary>
 /// How a label column becomes a training target; <see cref="Inputs"/> means the features are their own target
-/// (autoencoders: a clean copy stays the target when the training inputs are corrupted).
+/// (autoencoders: a clean copy stays the target when the training inputs are corrupted); <see cref="Boolean"/> reads a
+/// Boolean label as a float target, 1 for true and 0 for false.
 /// </summary>
-public enum LabelKind { None, ClassIndex, Float, Inputs }
+public enum LabelKind { None, ClassIndex, Float, Inputs, Boolean }
 
 /// <summary>Whole columns read into memory: features [rows x size] and the labels as class indices or floats.</summary>
 public sealed class LoadedColumns
@@ -91,14 +92,16 @@ public static class DataViewTensors
         int capacity = (int)Math.Min(known ?? 1024, int.MaxValue / Math.Max(featureSize, 1));
         var x = new float[(long)Math.Max(capacity, 1) * featureSize];
         long[]? classes = labelKind == LabelKind.ClassIndex ? new long[Math.Max(capacity, 1)] : null;
-        float[]? targets = labelKind == LabelKind.Float ? new float[Math.Max(capacity, 1)] : null;
+        float[]? targets = labelKind is LabelKind.Float or LabelKind.Boolean ? new float[Math.Max(capacity, 1)] : null;
 
         using var cursor = data.GetRowCursor(active);
         var reader = new FeatureRowReader(cursor, features, featureSize);
         ValueGetter<uint>? keyGetter = labelKind == LabelKind.ClassIndex ? cursor.GetGetter<uint>(label!.Value) : null;
         ValueGetter<float>? floatGetter = labelKind == LabelKind.Float ? cursor.GetGetter<float>(label!.Value) : null;
+        ValueGetter<bool>? boolGetter = labelKind == LabelKind.Boolean ? cursor.GetGetter<bool>(label!.Value) : null;
         uint key = 0;
         float value = 0;
+        bool flag = false;
         int rows = 0;
         while (cursor.MoveNext())
         {
@@ -123,6 +126,11 @@ public static class DataViewTensors
                 floatGetter(ref value);
                 if (!float.IsFinite(value)) throw new InvalidOperationException($"Label column '{labelColumn}' row {rows} holds {value}; regression needs finite labels.");
                 targets![rows] = value;
+            }
+            else if (boolGetter is not null)
+            {
+                boolGetter(ref flag);
+                targets![rows] = flag ? 1f : 0f;
             }
             rows++;
         }

@@ -50,3 +50,20 @@ public sealed class MeanSquaredErrorObjective : TrainingObjective
         return (nn.functional.mse_loss(output, targets!.view_as(output)), null);
     }
 }
+
+/// <summary>
+/// Binary cross-entropy on one logit per row against 0/1 targets (the sigmoid is applied inside the loss, which is
+/// stable for large logits); a row counts as correct when the logit's sign matches the target.
+/// </summary>
+public sealed class BinaryCrossEntropyObjective : TrainingObjective
+{
+    public override bool HasAccuracy => true;
+
+    public override (Tensor Loss, Tensor? Correct) Step(nn.Module model, Tensor inputs, Tensor? targets)
+    {
+        var logits = ((nn.Module<Tensor, Tensor>)model).call(inputs).reshape(-1);
+        var loss = nn.functional.binary_cross_entropy_with_logits(logits, targets!);
+        var correct = logits.gt(0).eq(targets!.gt(0.5)).sum();
+        return (loss, correct);
+    }
+}

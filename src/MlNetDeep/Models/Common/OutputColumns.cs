@@ -49,6 +49,12 @@ public sealed class ScalarOutputColumn(string name, int offset) : OutputColumn(n
     public override Delegate CreateGetter(IScoredRow row) => (ValueGetter<float>)((ref float value) => value = row.Outputs[offset]);
 }
 
+/// <summary>A Boolean: outputs[Offset] &gt; 0 (false for NaN), e.g. a binary classifier's PredictedLabel from its logit.</summary>
+public sealed class PositiveOutputColumn(string name, int offset) : OutputColumn(name, BooleanDataViewType.Instance)
+{
+    public override Delegate CreateGetter(IScoredRow row) => (ValueGetter<bool>)((ref bool value) => value = row.Outputs[offset] > 0);
+}
+
 /// <summary>The key (1-based) of the largest of outputs [Offset, Offset + Length), carrying the label's KeyValues.</summary>
 public sealed class ArgMaxKeyOutputColumn(string name, int offset, int length, KeyValues? keyValues)
     : OutputColumn(name, new KeyDataViewType(typeof(uint), length))

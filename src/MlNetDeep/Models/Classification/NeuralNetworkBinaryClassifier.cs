@@ -1,0 +1,114 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using MlNetDeep.Data;
+using MlNetDeep.Models.Common;
+using MlNetDeep.Networks;
+using MlNetDeep.Persistence;
+using MlNetDeep.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Models.Classification;
+
+/// <summary>
+/// Options of the binary neural-network trainer. The label is a Boolean; the outputs are ML.NET's binary columns:
+/// Score (the logit, positive for true), Probability (its sigmoid) and PredictedLabel (Score &gt; 0). An MLP(32) by default.
+/// Standardise the features first (<c>NormalizeMeanVariance(..., fixZero: false)</c>, see docs/binary-classification.md).
+/// </summary>
+public sealed class NeuralNetworkBinaryClassifierOptions() : SupervisedNetworkOptions(Networks.Networks.Mlp(32))
+{
+    /// <summary>Output column of the probability of true.</summary>
+    public string ProbabilityColumnName { get; set; } = "Probability";
+
+    /// <summary>Output column of the predicted label (Boolean).</summary>
+    public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+
+    internal override void Validate()
+    {
+        base.Validate();
+        if (string.IsNullOrWhiteSpace(ProbabilityColumnName)) throw new ArgumentException("ProbabilityColumnName must name a column.", nameof(ProbabilityColumnName));
+        if (string.IsNullOrWhiteSpace(PredictedLabelColumnName)) throw new ArgumentException("PredictedLabelColumnName must name a column.", nameof(PredictedLabelColumnName));
+        var names = new[] { ScoreColumnName, ProbabilityColumnName, PredictedLabelColumnName };
+        if (names.Distinct().Count() != names.Length)
+            throw new ArgumentException($"The output columns must have distinct names, but Score, Probability and PredictedLabel are '{string.Join("', '", names)}'.");
+    }
+}
+
+/// <summary>Trains a neural network to predict a Boolean label, with binary cross-entropy on one logit.</summary>
+public sealed class NeuralNetworkBinaryClassifier : DeepEstimator<NeuralNetworkBinaryClassifierOptions, NeuralNetworkBinaryClassificationTransformer>
+{
+    public NeuralNetworkBinaryClassifier(IHostEnvironment env, NeuralNetworkBinaryClassifierOptions options) : base(env, options) { }
+
+    protected override string Name => "NeuralNetworkBinaryClassifier";
+
+    protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(1);
+
+    protected override TaskSetup Setup(DataViewSchema schema)
+    {
+        ColumnChecks.RequireBooleanLabel(ColumnChecks.Find(schema, Options.LabelColumnName, "label"));
+        return new TaskSetup(Options.LabelColumnName, LabelKind.Boolean, 1, 0, new BinaryCrossEntropyObjective());
+    }
+
+    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
+    {
+        ColumnChecks.RequireBooleanLabel(ColumnChecks.Find(inputSchema, Options.LabelColumnName, "label"));
+        return NeuralNetworkBinaryClassificationTransformer.Columns(Options.ScoreColumnName, Options.ProbabilityColumnName, Options.PredictedLabelColumnName)
+            .Select(c => c.ToShape());
+    }
+
+    protected override NeuralNetworkBinaryClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+        TaskSetup task, DataViewSchema schema, TrainingHistory history) =>
+        new(module, network, Options.FeatureColumnName, inputShape, device, Options.ScoringBatchSize,
+            Options.ScoreColumnName, Options.ProbabilityColumnName, Options.PredictedLabelColumnName) { History = history };
+}
+
+/// <summary>A trained binary classifier: adds Score (logit), Probability and PredictedLabel (Boolean) columns, as ML.NET's binary trainers do.</summary>
+public sealed class NeuralNetworkBinaryClassificationTransformer : DeepTransformer
+{
+    internal const string KindName = "BinaryNeuralNetwork";
+
+    internal NeuralNetworkBinaryClassificationTransformer(nn.Module module, NetworkSpec network, string featureColumnName, int[] inputShape, Device device,
+        int scoringBatchSize, string scoreColumn, string probabilityColumn, string predictedLabelColumn)
+        : base(module, network, featureColumnName, inputShape, device, scoringBatchSize)
+    {
+        OutputColumns = Columns(scoreColumn, probabilityColumn, predictedLabelColumn);
+    }
+
+    internal static OutputColumn[] Columns(string score, string probability, string predictedLabel) =>
+    [
+        new ScalarOutputColumn(score, 0),
+        new ScalarOutputColumn(probability, 1),
+        new PositiveOutputColumn(predictedLabel, 0),
+    ];
+
+    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    public override int OutputWidth => 2;
+    public override string Kind => KindName;
+
+    protected override Tensor Forward(Tensor inputs)
+    {
+        var logit = ((nn.Module<Tensor, Tensor>)Module).call(inputs).reshape(-1, 1);
+        return cat([logit, logit.sigmoid()], 1);
+    }
+
+    /// <summary>ONNX export writes the logit (the Score column); the probability is its sigmoid.</summary>
+    protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
+
+    internal override TransformerRecord ToRecord() => NewRecord()
+        .With("scoreColumn", OutputColumns[0].Name)
+        .With("probabilityColumn", OutputColumns[1].Name)
+        .With("predictedLabelColumn", OutputColumns[2].Name);
+}
+
+/// <summary>How a saved <see cref="NeuralNetworkBinaryClassificationTransformer"/> is read back.</summary>
+internal sealed class NeuralNetworkBinaryClassificationTransformerFormat : NetworkModelFormat
+{
+    public override string Kind => NeuralNetworkBinaryClassificationTransformer.KindName;
+
+    public override nn.Module BuildModule(TransformerRecord record) => record.Network.Build(record.InputShape);
+
+    public override Microsoft.ML.ITransformer Create(TransformerRecord record, nn.Module module, Device device) =>
+        new NeuralNetworkBinaryClassificationTransformer(module, record.Network, record.FeatureColumnName, record.InputShape, device,
+            record.ScoringBatchSize, record.Get<string>("scoreColumn"), record.Get<string>("probabilityColumn"), record.Get<string>("predictedLabelColumn"));
+}
