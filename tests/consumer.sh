@@ -1,17 +1,50 @@
 #!/usr/bin/env bash
-# Builds and runs tests/Consumer as an app OUTSIDE this repository that references MlNetDeep by ProjectReference:
-# it trains a few steps, saves, loads and predicts. It fails when the library does not load in a consumer's app
-# (e.g. TorchSharp's native shim on Debian 12). Prints "consumer: ok" on success.
+# Builds and runs an app OUTSIDE this repository, in a temporary folder, as a user would write it:
+#   consumer.sh project   references src/MlNetDeep/MlNetDeep.csproj (ProjectReference) and runs tests/Consumer/Program.cs:
+#                         train a few steps, SaveDeep, LoadDeep, PredictionEngine.
+#   consumer.sh package   packs MlNetDeep into a local folder feed, makes a new console app that takes it by
+#                         PackageReference, and runs the README's usage example pasted as its Program.cs.
+# Either fails when the library does not build, pack, restore or load in a consumer's app (e.g. TorchSharp's native
+# shim on Debian 12). Prints "consumer (<mode>): ok" on success.
 set -euo pipefail
+mode=${1:-project}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cp "$repo/tests/Consumer/Program.cs" "$work/"
-sed "s|@REFERENCE@|<ProjectReference Include=\"$repo/src/MlNetDeep/MlNetDeep.csproj\" />|" \
-  "$repo/tests/Consumer/Consumer.csproj.template" > "$work/Consumer.csproj"
+cleanup() { rm -rf "$work"; [ -n "${version:-}" ] && rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/mlnetdeep/$version"; true; }
+trap cleanup EXIT
 # A fresh cache for the patched shim, so the load-time fix really runs.
 export MLNETDEEP_NATIVE_CACHE="$work/native-cache"
-dotnet build "$work/Consumer.csproj" -c Release -r linux-x64 --self-contained false -o "$work/out" -v quiet -nologo
-dotnet "$work/out/Consumer.dll" | tee "$work/run.log"
-grep -q '^predicted ' "$work/run.log"
-echo "consumer: ok"
+mkdir -p "$work/app"
+case "$mode" in
+  project)
+    cp "$repo/tests/Consumer/Program.cs" "$work/app/"
+    reference="<ProjectReference Include=\"$repo/src/MlNetDeep/MlNetDeep.csproj\" />"
+    expect='^predicted '
+    ;;
+  package)
+    # A version of its own, so that no package cached by an earlier run is taken instead of this one.
+    version="0.1.0-local.$(date +%Y%m%d%H%M%S).$$"
+    dotnet pack "$repo/src/MlNetDeep/MlNetDeep.csproj" -c Release -o "$work/feed" -p:Version="$version" -nologo -v quiet
+    ls "$work/feed"
+    cat > "$work/app/nuget.config" <<CONFIG
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <add key="local-feed" value="$work/feed" />
+  </packageSources>
+</configuration>
+CONFIG
+    # The README's usage example, as a user pastes it into a new console app.
+    awk '/<!-- usage-example:begin -->/{on=1; next} /<!-- usage-example:end -->/{on=0} on' "$repo/README.md" \
+      | sed '/^```/d' > "$work/app/Program.cs"
+    [ -s "$work/app/Program.cs" ] || { echo "README.md has no usage example between the usage-example markers" >&2; exit 1; }
+    reference="<PackageReference Include=\"MlNetDeep\" Version=\"$version\" />"
+    expect='^predicted '
+    ;;
+  *) echo "usage: $0 project|package" >&2; exit 2 ;;
+esac
+sed "s|@REFERENCE@|$reference|" "$repo/tests/Consumer/Consumer.csproj.template" > "$work/app/Consumer.csproj"
+(cd "$work/app" && dotnet build Consumer.csproj -c Release -r linux-x64 --self-contained false -o "$work/out" -v quiet -nologo)
+(cd "$work" && dotnet "$work/out/Consumer.dll") | tee "$work/run.log"
+grep -q "$expect" "$work/run.log"
+echo "consumer ($mode): ok"

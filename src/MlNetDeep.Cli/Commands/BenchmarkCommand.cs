@@ -31,6 +31,7 @@ internal static class BenchmarkCommand
         common.AddTo(command);
         command.Subcommands.Add(GanBenchmark.Create());
         command.Subcommands.Add(BinaryBenchmark.Create());
+        command.Subcommands.Add(ImageFolderCommands.Benchmark());
         command.SetAction(result =>
         {
             var ml = common.CreateContext(result);
