@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MlNetDeep.Data;
+using System.IO.Compression;
 
 namespace MlNetDeep.Tests;
 
@@ -45,6 +46,54 @@ public class IdxReaderTests
         Assert.Contains("not an IDX file", Assert.Throws<InvalidDataException>(() => IdxReader.Read(path)).Message);
         File.Delete(path);
         Assert.Throws<FileNotFoundException>(() => IdxReader.Read(path));
+    }
+
+    /// <summary>An IDX file of unsigned bytes whose header declares <paramref name="shape"/>, followed by <paramref name="data"/> bytes only.</summary>
+    private static string CraftedIdx(int[] shape, int data, bool gzip = false)
+    {
+        var header = new List<byte> { 0, 0, 0x08, (byte)shape.Length };
+        foreach (var d in shape) header.AddRange([(byte)(d >> 24), (byte)(d >> 16), (byte)(d >> 8), (byte)d]);
+        var bytes = header.Concat(new byte[data]).ToArray();
+        var path = TestData.TempFile(gzip ? ".idx.gz" : ".idx");
+        if (!gzip) File.WriteAllBytes(path, bytes);
+        else using (var gz = new GZipStream(File.Create(path), CompressionLevel.Fastest)) gz.Write(bytes);
+        return path;
+    }
+
+    private static InvalidDataException CraftedHeaderError(int[] shape, int data, bool gzip = false)
+    {
+        var path = CraftedIdx(shape, data, gzip);
+        long allocated = GC.GetAllocatedBytesForCurrentThread();
+        try { return Assert.Throws<InvalidDataException>(() => IdxReader.Read(path)); }
+        finally
+        {
+            File.Delete(path);
+            Assert.True(GC.GetAllocatedBytesForCurrentThread() - allocated < 64 << 20, "a crafted header made the reader allocate its declared size");
+        }
+    }
+
+    [Fact]
+    public void HeaderAskingForMoreThanTheCapIsRefusedBeforeAllocating()
+    {
+        var ex = CraftedHeaderError([60000, 60000, 1], 16);
+        Assert.Contains("[60000, 60000, ...] ask for more than the 1,073,741,824 data bytes", ex.Message);
+    }
+
+    [Fact]
+    public void HeaderWhoseSizesOverflowIsRefused()
+    {
+        // 65536^4 wraps a 64-bit product to 0: the reader stops at the second size, long before it could overflow.
+        var ex = CraftedHeaderError([65536, 65536, 65536, 65536], 16);
+        Assert.Contains("[65536, 65536, ...] ask for more than", ex.Message);
+    }
+
+    [Fact]
+    public void HeaderDeclaringMoreDataThanTheFileHoldsIsTruncatedNotAllocated()
+    {
+        var plain = CraftedHeaderError([1000, 1000, 1000], 4);
+        Assert.Contains("is truncated: its header declares 1,000,000,000 data bytes, but only 4 follow", plain.Message);
+        var gzip = CraftedHeaderError([1000, 1000, 1000], 4, gzip: true);
+        Assert.Contains("is truncated: expected 1,000,000,000 data bytes, got 4", gzip.Message);
     }
 
     [Fact]

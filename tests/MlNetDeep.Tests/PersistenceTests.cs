@@ -53,17 +53,22 @@ public class PersistenceTests
         var (ml, model, test, path) = SavedMixedPipeline();
         var bytes = File.ReadAllBytes(path);
 
+        // Half a file has lost the zip's central directory (at its end); the cause is kept as the inner exception.
         File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
-        Assert.IsType<InvalidDataException>(Record.Exception(() => ml.Model.LoadDeep(path, out _)));
+        var truncated = Assert.Throws<InvalidDataException>(() => ml.Model.LoadDeep(path, out _));
+        Assert.Contains($"'{path}' is not a readable MlNetDeep model", truncated.Message);
+        Assert.Contains("Central Directory", truncated.Message);
+        Assert.IsType<InvalidDataException>(truncated.InnerException);
 
+        // One byte of the weights changed: the entry's SHA-256 names the damage and where it is.
         var damaged = (byte[])bytes.Clone();
         var flipped = DamageWeights(damaged);
         File.WriteAllBytes(path, flipped);
         var ex = Assert.Throws<InvalidDataException>(() => ml.Model.LoadDeep(path, out _));
-        Assert.Contains("not a readable MlNetDeep model", ex.Message);
+        Assert.Matches(@"entry 'stages/\d+/weights\.bin' is damaged: its SHA-256 does not match the manifest", ex.Message);
 
         File.WriteAllText(path, "just some text");
-        Assert.Throws<InvalidDataException>(() => ml.Model.LoadDeep(path, out _));
+        Assert.Contains("Central Directory", Assert.Throws<InvalidDataException>(() => ml.Model.LoadDeep(path, out _)).Message);
 
         // An ML.NET model file is recognised as such.
         var plain = ml.Transforms.NormalizeMinMax("Pixels").Fit(test);

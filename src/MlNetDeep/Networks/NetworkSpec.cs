@@ -47,11 +47,19 @@ public sealed record NetworkSpec
     public IReadOnlyList<int[]> InferShapes(int[] input)
     {
         if (Layers.Count == 0) throw new InvalidOperationException($"Network '{Name}' has no layers.");
+        ArgumentNullException.ThrowIfNull(input);
+        if (input.Length == 0 || input.Any(d => d <= 0))
+            throw new InvalidOperationException($"Network '{Name}': the input shape [{string.Join(", ", input)}] needs positive sizes.");
+        Shapes.Product(input);
         var shapes = new List<int[]>(Layers.Count);
         var shape = input;
         for (int i = 0; i < Layers.Count; i++)
         {
-            try { shape = Layers[i].OutputShape(shape); }
+            try
+            {
+                shape = Layers[i].OutputShape(shape);
+                Shapes.Product(shape);
+            }
             catch (InvalidOperationException ex) { throw new InvalidOperationException($"Network '{Name}', layer {i} ({Layers[i].Describe()}): {ex.Message}", ex); }
             shapes.Add(shape);
         }
@@ -81,12 +89,21 @@ public sealed record NetworkSpec
         InferShapes(input);
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
         var shape = input;
-        for (int i = 0; i < Layers.Count; i++)
+        try
         {
-            modules.Add(($"{i}", Layers[i].Build(shape)));
-            shape = Layers[i].OutputShape(shape);
+            for (int i = 0; i < Layers.Count; i++)
+            {
+                StateBudget.Charge(Layers[i].StateSize(shape), $"Network '{Name}', layer {i} ({Layers[i].Describe()})");
+                modules.Add(($"{i}", Layers[i].Build(shape)));
+                shape = Layers[i].OutputShape(shape);
+            }
+            return nn.Sequential(modules);
         }
-        return nn.Sequential(modules);
+        catch
+        {
+            foreach (var (_, module) in modules) module.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Trainable parameters of the network built for <paramref name="input"/>.</summary>
@@ -118,6 +135,44 @@ public sealed record NetworkSpec
 
     public bool Equals(NetworkSpec? other) => other is not null && Name == other.Name && Layers.SequenceEqual(other.Layers);
     public override int GetHashCode() => Layers.Aggregate(Name.GetHashCode(), (h, l) => h * 31 + l.GetHashCode());
+}
+
+/// <summary>
+/// A limit on the values (parameters and buffers) that networks may allocate while they are built, in force while a
+/// model file is read: each layer's state is computed from its settings and charged before the layer allocates
+/// anything, so a record that asks for more than the file's weights hold fails without touching native memory.
+/// Outside a <see cref="Limit"/> scope (training, building from code) nothing is charged.
+/// </summary>
+internal static class StateBudget
+{
+    private sealed class Scope(long values, string source, Scope? outer) : IDisposable
+    {
+        public long Remaining = values;
+        public readonly string Source = source;
+
+        public void Dispose() => Current.Value = outer;
+    }
+
+    private static readonly AsyncLocal<Scope?> Current = new();
+
+    /// <summary>Allows at most <paramref name="values"/> values to be built on this flow until the result is disposed.</summary>
+    public static IDisposable Limit(long values, string source)
+    {
+        var scope = new Scope(values, source, Current.Value);
+        Current.Value = scope;
+        return scope;
+    }
+
+    /// <summary>Takes <paramref name="values"/> from the budget in force, if any; more than is left is an error naming <paramref name="what"/>.</summary>
+    public static void Charge(long values, string what)
+    {
+        if (Current.Value is not { } scope) return;
+        if (values < 0) throw new InvalidDataException($"{what} has a negative size ({values}).");
+        if (values > scope.Remaining)
+            throw new InvalidDataException($"{what} needs {values:N0} parameter values, more than the {scope.Remaining:N0} left in {scope.Source}: " +
+                "the record asks for a larger network than the file holds weights for.");
+        scope.Remaining -= values;
+    }
 }
 
 /// <summary>The course's networks, ready to use.</summary>

@@ -60,6 +60,7 @@ public sealed class VariationalAutoencoderModule : nn.Module<Tensor, Tensor>, IA
     public VariationalAutoencoderModule(NetworkSpec encoderSpec, NetworkSpec decoderSpec, int[] inputShape, int latentSize) : base("VariationalAutoencoder")
     {
         int features = encoderSpec.OutputShape(inputShape).Aggregate(1, (a, b) => a * b);
+        StateBudget.Charge(2 * (Shapes.Values(features, latentSize) + latentSize), $"The latent heads ({features} -> {latentSize})");
         encoder = encoderSpec.Build(inputShape);
         mean = nn.Linear(features, latentSize);
         logVariance = nn.Linear(features, latentSize);

@@ -136,11 +136,9 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     }
 
     /// <inheritdoc cref="SaveAsOnnx(Stream, string?)"/>
-    public void SaveAsOnnx(string path, string? outputName = null)
-    {
-        using var file = File.Create(path);
-        SaveAsOnnx(file, outputName);
-    }
+    /// <remarks>The file is replaced in one step once the whole model is on disk; a failed export leaves no file behind.</remarks>
+    public void SaveAsOnnx(string path, string? outputName = null) =>
+        Persistence.AtomicFile.Write(path, file => SaveAsOnnx(file, outputName));
 
     /// <summary>What the ONNX graph appends to the network to match <see cref="Forward"/>; null when the family cannot be exported.</summary>
     protected virtual Persistence.Onnx.OnnxExporter.Head? OnnxHead => null;

@@ -45,6 +45,8 @@ public sealed class GanModule : nn.Module
         var logits = head.OutputShape(featureShape);
         if (logits.Aggregate(1, (a, b) => a * b) != 1)
             throw new ArgumentException($"The discriminator '{discriminatorSpec.Name}' must end in one output (a logit), not [{string.Join(", ", logits)}].");
+        StateBudget.Charge(head.StateSize(featureShape) + (classes > 0 ? Shapes.Values(classes, (long)labelEmbeddingSize + (long)imageShape[1] * imageShape[2]) : 0),
+            $"The discriminator's head and the label embeddings of {classes} classes");
         generator = generatorSpec.Build(generatorInput);
         discriminatorFeatures = featureSpec.Build(discriminatorInput);
         discriminatorHead = head.Build(featureShape);
