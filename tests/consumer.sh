@@ -47,4 +47,14 @@ sed "s|@REFERENCE@|$reference|" "$repo/tests/Consumer/Consumer.csproj.template" 
 (cd "$work/app" && dotnet build Consumer.csproj -c Release -r linux-x64 --self-contained false -o "$work/out" -v quiet -nologo)
 (cd "$work" && dotnet "$work/out/Consumer.dll") | tee "$work/run.log"
 grep -q "$expect" "$work/run.log"
+if [ "$mode" = project ]; then
+  # The same app on a host where libtorch is missing: it must stop with a message that says what to install.
+  rm -f "$work/out"/libtorch_cpu.so "$work/out"/runtimes/*/native/libtorch_cpu.so
+  if (cd "$work" && exec dotnet "$work/out/Consumer.dll") > "$work/broken.log" 2>&1; then
+    echo "the app ran without libtorch_cpu.so: the missing-library check did not fire" >&2; exit 1
+  fi
+  grep -q "could not be loaded" "$work/broken.log" && grep -q "TorchSharp-cpu" "$work/broken.log" \
+    || { cat "$work/broken.log" >&2; echo "no message naming what to install" >&2; exit 1; }
+  echo "without libtorch:"; grep -m1 "could not be loaded" "$work/broken.log"
+fi
 echo "consumer ($mode): ok"

@@ -23,13 +23,13 @@ public partial class DiabetesModel
     public static IDataView LoadData(MLContext ml, string path) =>
         ml.Data.LoadFromTextFile<ModelInput>(path, separatorChar: ',', hasHeader: true, allowQuoting: true);
 
-    /// <summary>The measurements as one standardised vector, then a small network trained with mean squared error.</summary>
+    /// <summary>The measurements as one standardised vector, then a small network with dropout and weight decay, trained with mean squared error.</summary>
     public static IEstimator<ITransformer> BuildPipeline(MLContext ml) =>
         ml.Transforms.Concatenate(@"Features", new[] { @"Age", @"Sex", @"Bmi", @"BloodPressure", @"TotalCholesterol", @"Ldl", @"Hdl", @"CholesterolRatio", @"Triglycerides", @"BloodSugar" })
             .Append(ml.Transforms.NormalizeMeanVariance(@"Features", fixZero: false))
             .Append(ml.Regression.Trainers.NeuralNetwork(new NeuralNetworkRegressorOptions
             {
                 LabelColumnName = LabelColumn, FeatureColumnName = @"Features",
-                Network = Networks.Mlp(16), Epochs = 200, BatchSize = 32, Optimizer = new Adam(1e-2, WeightDecay: 1e-3),
+                Network = Networks.Mlp([16], dropout: 0.2), Epochs = 100, BatchSize = 32, Optimizer = new Adam(1e-2, WeightDecay: 1e-2),
             }));
 }

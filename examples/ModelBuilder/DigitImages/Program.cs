@@ -31,7 +31,7 @@ else
 }
 
 DigitModel.ModelPath = Path.GetFullPath("DigitModel.zip");
-var progress = new Progress<MlNetDeep.Training.TrainingProgress>(p => { if (p.Completed is { } m) Console.WriteLine($"epoch {m.Epoch}: {string.Join(", ", m.Values.Select(v => $"{v.Key} {v.Value:F4}"))}"); });
+var progress = new Progress<MlNetDeep.Training.TrainingProgress>(p => { if (p.Completed is { } m) Console.WriteLine($"epoch {m.Epoch + 1} of {p.Epochs}: {m.Describe()}"); });
 var model = DigitModel.Train(DigitModel.ModelPath, trainFolder, epochs, progress);
 Console.WriteLine($"Saved {DigitModel.ModelPath}");
 

@@ -58,6 +58,13 @@ internal static class BinaryBenchmark
             ($"NeuralNetwork {network}, NormalizeMeanVariance (fixZero: true, the default)", scaled.Append(Network(ml, network))),
             ($"NeuralNetwork {network}, NormalizeMeanVariance (fixZero: false): the documented path", centred.Append(Network(ml, network))),
         };
+        foreach (var (name, normaliser) in new[] { ("fixZero: true", scaled), ("fixZero: false", centred) })
+        {
+            var columns = normaliser.Fit(data).Transform(data).GetColumn<float[]>("Features").ToList();
+            var means = Enumerable.Range(0, BreastCancer.FeatureCount).Select(j => columns.Average(r => r[j])).ToList();
+            var spreads = Enumerable.Range(0, BreastCancer.FeatureCount).Select(j => Math.Sqrt(columns.Average(r => (r[j] - means[j]) * (r[j] - means[j])))).ToList();
+            Console.WriteLine($"NormalizeMeanVariance ({name}): feature means {means.Min():F2} .. {means.Max():F2}, standard deviations {spreads.Min():F2} .. {spreads.Max():F2}");
+        }
         var rows = new List<(string Name, double[] Accuracy, double[] Auc, double Seconds)>();
         foreach (var (name, pipeline) in candidates)
         {

@@ -229,7 +229,7 @@ public static class MnistCatalog
 {
     /// <summary>
     /// Loads MNIST as an IDataView with columns <c>Label</c> (key, values "0".."9" in digit order) and
-    /// <c>Pixels</c> (vector&lt;float&gt;[784] in [0, 1]). Fetches the files on first use (see <see cref="Mnist.Download"/>).
+    /// <c>Pixels</c> (vector&lt;float&gt;[784] in [0, 1]). Fetches the files on first use (see <see cref="Mnist.Download(string)"/>).
     /// </summary>
     public static IDataView LoadMnist(this DataOperationsCatalog catalog, MnistSplit split, string? folder = null, int? maxRows = null)
         => ToDataView(catalog, Mnist.Read(split, folder, maxRows));

@@ -17,7 +17,10 @@ public sealed class SupervisedStep : TrainingStep
     private readonly optim.Optimizer? _optimizer;
     private readonly IBatchTransform? _inputTransform;
 
+    /// <param name="model">The network, called with a batch of inputs.</param>
+    /// <param name="objective">The loss (and accuracy) of a batch.</param>
     /// <param name="optimizer">null for a step that only evaluates.</param>
+    /// <param name="inputTransform">A change of the training inputs per batch (augmentation, corruption), or null.</param>
     public SupervisedStep(nn.Module model, TrainingObjective objective, OptimizerSpec? optimizer, IBatchTransform? inputTransform = null)
     {
         _model = model;
