@@ -9,6 +9,8 @@ root.Subcommands.Add(train);
 root.Subcommands.Add(BenchmarkCommand.Create());
 root.Subcommands.Add(ExportOnnxCommand.Create());
 root.Subcommands.Add(ImageFolderCommands.Export());
+root.Subcommands.Add(ServingCommands.Serve());
+root.Subcommands.Add(ServingCommands.Score());
 foreach (var command in CourseCommands.Create()) root.Subcommands.Add(command);
 var autoencoder = new Command("autoencoder", "Autoencoders: dense, convolutional, denoising and variational.");
 autoencoder.Subcommands.Add(AutoencoderCommand.Create());

@@ -6,7 +6,8 @@ namespace MlNetDeep.Serving;
 /// Gathers the rows of concurrent requests into one batch (up to <see cref="ServingOptions.MicroBatchMaxRows"/> rows,
 /// waiting at most <see cref="ServingOptions.MicroBatchMaxDelay"/> for more), scores it with one forward pass of the
 /// current model, and hands each request its own rows' outputs. A batch that fails fails each of its requests with
-/// the error; a request whose rows are bad never joins a batch (its rows are checked when parsed).
+/// the error; a request whose rows are bad never joins a batch (its rows are checked when parsed). When every request
+/// the service is handling is already in the batch, it is scored at once: a lone client never waits.
 /// </summary>
 internal sealed class MicroBatcher : IAsyncDisposable
 {
@@ -17,8 +18,12 @@ internal sealed class MicroBatcher : IAsyncDisposable
     private readonly ServingMetrics _metrics;
     private readonly Task _loop;
 
-    public MicroBatcher(ServingOptions options, ServingMetrics metrics)
+    private readonly Func<int> _activeRequests;
+
+    /// <param name="activeRequests">How many requests are being handled now: a batch holding all of them is scored at once, without waiting.</param>
+    public MicroBatcher(ServingOptions options, ServingMetrics metrics, Func<int> activeRequests)
     {
+        _activeRequests = activeRequests;
         _options = options;
         _metrics = metrics;
         _loop = Task.Run(RunAsync);
@@ -51,7 +56,7 @@ internal sealed class MicroBatcher : IAsyncDisposable
                     continue;
                 }
                 var wait = deadline - DateTime.UtcNow;
-                if (batch.Count > 0 && wait <= TimeSpan.Zero) break;
+                if (batch.Count > 0 && (wait <= TimeSpan.Zero || batch.Count >= _activeRequests())) break;
                 if (batch.Count == 0) { if (!await reader.WaitToReadAsync().ConfigureAwait(false)) return; continue; }
                 using var timeout = new CancellationTokenSource(wait);
                 try { if (!await reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false)) break; }

@@ -27,6 +27,7 @@ public sealed class ScoringServer : IAsyncDisposable
     private readonly ServingMetrics _metrics = new();
     private readonly MicroBatcher? _batcher;
     private readonly ILogger _logger;
+    private int _activePredictions;
 
     private ScoringServer(WebApplication app, ModelHost host, ServingOptions options)
     {
@@ -34,7 +35,7 @@ public sealed class ScoringServer : IAsyncDisposable
         Host = host;
         _options = options;
         _logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("MlNetDeep.Serving");
-        if (options.MicroBatching) _batcher = new MicroBatcher(options, _metrics);
+        if (options.MicroBatching) _batcher = new MicroBatcher(options, _metrics, () => Volatile.Read(ref _activePredictions));
         Map(app);
     }
 
@@ -53,6 +54,7 @@ public sealed class ScoringServer : IAsyncDisposable
         builder.WebHost.UseUrls(url);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes);
         builder.Logging.ClearProviders();
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         if (logging is null) builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         else logging(builder.Logging);
         var app = builder.Build();
@@ -113,7 +115,12 @@ public sealed class ScoringServer : IAsyncDisposable
             });
             return 0;
         }));
-        app.MapPost("/predict", (HttpContext context) => Handle(context, "predict", cancellation => PredictAsync(context, cancellation)));
+        app.MapPost("/predict", async (HttpContext context) =>
+        {
+            Interlocked.Increment(ref _activePredictions);
+            try { await Handle(context, "predict", cancellation => PredictAsync(context, cancellation)); }
+            finally { Interlocked.Decrement(ref _activePredictions); }
+        });
         app.MapPost("/predict/batch", (HttpContext context) => Handle(context, "predict/batch", cancellation => BatchAsync(context, cancellation)));
     }
 

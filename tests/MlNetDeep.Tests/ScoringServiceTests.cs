@@ -257,3 +257,52 @@ public sealed class ScoringServiceTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, status);
     }
 }
+
+public sealed class BatchScorerTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("mlnetdeep-score-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public void ScoresACsvIntoACsvWithTheModelsOutputs()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = TestData.MnistTrain(ml, 300);
+        var model = ml.MulticlassClassification.Trainers.NeuralNetwork(new NeuralNetworkClassifierOptions
+            {
+                FeatureColumnName = "Pixels", Network = Networks.Networks.Mlp(16), Epochs = 1, Seed = 1,
+            }).Fit(train);
+        var modelPath = Path.Combine(_folder, "model.zip");
+        ml.Model.SaveDeep(model, train.Schema, modelPath);
+
+        var test = TestData.MnistTest(ml, 30);
+        var pixels = TestData.Column(test, "Pixels");
+        var input = Path.Combine(_folder, "rows.csv");
+        File.WriteAllLines(input, new[] { "Id," + string.Join(",", Enumerable.Range(0, 784).Select(i => $"Pixels.{i}")) }
+            .Concat(pixels.Select((p, r) => r + "," + string.Join(",", p.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))))));
+        var output = Path.Combine(_folder, "out", "predictions.csv");
+        long reported = 0;
+        Assert.Equal(30, BatchScorer.Score(modelPath, input, output, new Progress<long>(n => reported = n)));
+
+        var lines = File.ReadAllLines(output);
+        Assert.Equal(31, lines.Length);
+        var header = lines[0].Split(',');
+        Assert.Equal("Row", header[0]);
+        Assert.Equal("Score.0", header[1]);
+        Assert.Equal("PredictedLabel", header[^1]);
+        var expected = TestData.Column(model.Transform(test), "Score");
+        for (int r = 0; r < 30; r++)
+        {
+            var cells = lines[r + 1].Split(',');
+            Assert.Equal(r.ToString(), cells[0]);
+            for (int c = 0; c < 10; c++) Assert.Equal(expected[r][c], float.Parse(cells[1 + c], System.Globalization.CultureInfo.InvariantCulture), 1e-6f);
+        }
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(output)!, "*.tmp"));
+
+        var error = Assert.Throws<RequestException>(() => BatchScorer.Score(modelPath, modelPath, output));
+        Assert.Contains("lacks column 'Pixels.0'", error.Message);
+        var notImages = Assert.Throws<InvalidOperationException>(() => BatchScorer.Score(modelPath, _folder, output));
+        Assert.Contains("not an 'ImagePath' column", notImages.Message);
+    }
+}

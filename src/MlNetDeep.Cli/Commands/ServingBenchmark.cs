@@ -1,0 +1,94 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MlNetDeep.Data;
+using MlNetDeep.Serving;
+
+namespace MlNetDeep.Cli.Commands;
+
+/// <summary>
+/// <c>mlnetdeep benchmark serve</c>: a bounded load test of the scoring service on the loopback address. For 1, 8 and 32
+/// concurrent clients, with and without micro-batching, a fixed number of one-row /predict requests of MNIST test
+/// images: rows/s, p50/p99 latency, failed requests, and whether every answer equals the model's own Transform.
+/// </summary>
+internal static class ServingBenchmark
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model", "-m") { Description = "A saved MNIST model (input Pixels).", DefaultValueFactory = _ => Path.Combine("models", "mnist-cnn", "mnist-cnn.zip") };
+        var requests = new Option<int>("--requests") { Description = "Requests per setting.", DefaultValueFactory = _ => 2000 };
+        var clients = new Option<int[]>("--clients") { Description = "Concurrent client counts.", DefaultValueFactory = _ => [1, 8, 32], AllowMultipleArgumentsPerToken = true };
+        var command = new Command("serve", "Load test of the scoring service on loopback: rows/s and p50/p99 latency at 1, 8 and 32 clients, with and without micro-batching.")
+        {
+            model, requests, clients,
+        };
+        command.SetAction(async (result, cancellation) =>
+        {
+            int n = result.GetValue(requests);
+            var counts = result.GetValue(clients)!;
+            if (n < 1 || counts.Length == 0 || counts.Any(c => c < 1)) throw new ArgumentOutOfRangeException("--requests", "--requests and every --clients count must be at least 1.");
+            var path = result.GetValue(model)!;
+            if (!File.Exists(path)) throw new FileNotFoundException($"The model file '{path}' does not exist (train one with `mlnetdeep train mnist`).", path);
+            return await RunAsync(path, n, counts, cancellation);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(string modelPath, int requests, int[] clientCounts, CancellationToken cancellation)
+    {
+        var ml = new MLContext(seed: 1);
+        var test = ml.Data.LoadMnist(MnistSplit.Test, maxRows: 1000);
+        var pixels = test.GetColumn<VBuffer<float>>("Pixels").Select(v => v.DenseValues().ToArray()).ToArray();
+        var model = ml.Model.LoadDeep(modelPath, out _);
+        var expected = model.Transform(test).GetColumn<VBuffer<float>>("Score").Select(v => v.DenseValues().ToArray()).ToArray();
+        var bodies = pixels.Select(p => Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { Pixels = p }))).ToArray();
+        Console.WriteLine($"{modelPath}: {requests} one-row /predict requests per setting, MNIST test images; {Environment.ProcessorCount} cores; client and server in one process");
+        Console.WriteLine($"{"micro-batching",-15} {"clients",8} {"rows/s",10} {"p50 ms",9} {"p99 ms",9} {"failed",7} {"max |diff|",11}");
+        foreach (bool batching in new[] { true, false })
+        {
+            await using var server = await ScoringServer.StartAsync(new ServingOptions { ModelPath = modelPath, MicroBatching = batching, ReloadCheckInterval = TimeSpan.Zero },
+                "http://127.0.0.1:0", logging: _ => { }, cancellation);
+            using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = new Uri(server.Urls[0]) };
+            await Send(client, bodies[0], cancellation); // warm-up
+            foreach (int clients in clientCounts)
+            {
+                var latencies = new double[requests];
+                int next = -1, failed = 0;
+                double worst = 0;
+                var gate = new object();
+                var clock = Stopwatch.StartNew();
+                await Task.WhenAll(Enumerable.Range(0, clients).Select(_ => Task.Run(async () =>
+                {
+                    int i;
+                    while ((i = Interlocked.Increment(ref next)) < requests)
+                    {
+                        int row = i % bodies.Length;
+                        var start = Stopwatch.GetTimestamp();
+                        var (status, body) = await Send(client, bodies[row], cancellation);
+                        latencies[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                        if (status != HttpStatusCode.OK) { Interlocked.Increment(ref failed); continue; }
+                        var score = JsonDocument.Parse(body).RootElement.GetProperty("predictions")[0].GetProperty("Score").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+                        double diff = score.Zip(expected[row], (a, b) => Math.Abs(a - b)).Max();
+                        lock (gate) worst = Math.Max(worst, diff);
+                    }
+                }, cancellation)));
+                clock.Stop();
+                Array.Sort(latencies);
+                Console.WriteLine($"{(batching ? "on" : "off"),-15} {clients,8} {requests / clock.Elapsed.TotalSeconds,10:F0} {latencies[requests / 2],9:F2} {latencies[(int)(requests * 0.99)],9:F2} {failed,7} {worst,11:G3}");
+            }
+        }
+        return 0;
+    }
+
+    private static async Task<(HttpStatusCode, byte[])> Send(HttpClient client, byte[] body, CancellationToken cancellation)
+    {
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        using var response = await client.PostAsync("/predict", content, cancellation);
+        return (response.StatusCode, await response.Content.ReadAsByteArrayAsync(cancellation));
+    }
+}
