@@ -33,6 +33,7 @@ internal static class BenchmarkCommand
         command.Subcommands.Add(BinaryBenchmark.Create());
         command.Subcommands.Add(ImageFolderCommands.Benchmark());
         command.Subcommands.Add(ServingBenchmark.Create());
+        command.Subcommands.Add(ScoringBenchmark.Create());
         command.SetAction(result =>
         {
             var ml = common.CreateContext(result);

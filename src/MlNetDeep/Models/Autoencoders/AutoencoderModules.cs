@@ -15,6 +15,9 @@ public interface IAutoencoderModule
 
     /// <summary>The decoder part alone (latent shape in, the decoder's own output shape out).</summary>
     nn.Module<Tensor, Tensor> DecoderModule { get; }
+
+    /// <summary>The encoder body as built from its spec (a VAE's heads come after it).</summary>
+    nn.Module<Tensor, Tensor> EncoderModule { get; }
 }
 
 /// <summary>An encoder and a decoder; forward reconstructs its input.</summary>
@@ -36,6 +39,8 @@ public sealed class AutoencoderModule : nn.Module<Tensor, Tensor>, IAutoencoderM
     }
 
     public nn.Module<Tensor, Tensor> DecoderModule => decoder;
+
+    public nn.Module<Tensor, Tensor> EncoderModule => encoder;
 
     public Tensor EncodeLatent(Tensor inputs) => encoder.call(inputs).flatten(1);
 
@@ -71,6 +76,11 @@ public sealed class VariationalAutoencoderModule : nn.Module<Tensor, Tensor>, IA
     }
 
     public int LatentSize { get; }
+
+    public nn.Module<Tensor, Tensor> EncoderModule => encoder;
+
+    /// <summary>The head that gives the latent mean from the flattened encoder output.</summary>
+    internal nn.Module<Tensor, Tensor> MeanHead => mean;
 
     public nn.Module<Tensor, Tensor> DecoderModule => decoder;
 

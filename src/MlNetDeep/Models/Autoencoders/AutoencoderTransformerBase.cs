@@ -45,6 +45,30 @@ public abstract class AutoencoderTransformerBase : DeepTransformer
 
     private protected IAutoencoderModule Parts => (IAutoencoderModule)Module;
 
+    /// <summary>
+    /// The autoencoder as ONNX: the feature column [N, features] in; two outputs, the latent column (a VAE's mean) and
+    /// the reconstruction column (flattened), under the transformer's column names. A VAE's sampled latent column is
+    /// not exported (ONNX Runtime's random draws would not match the seeded ones).
+    /// </summary>
+    private protected override byte[] ExportOnnx(string outputName)
+    {
+        var graph = new Persistence.Onnx.OnnxGraph();
+        var (body, bodyShape) = Persistence.Onnx.OnnxExporter.EmitNetwork(graph, Encoder, Parts.EncoderModule, FeatureColumnName, InputShape);
+        string latent = bodyShape.Length == 1 ? body : graph.Node("Flatten", [body], ("axis", 1L));
+        if (Parts is VariationalAutoencoderModule vae)
+        {
+            var head = vae.MeanHead.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
+            latent = Persistence.Onnx.OnnxExporter.EmitLayer(graph, new Dense(LatentSize), latent, [bodyShape.Aggregate(1, (a, b) => a * b)], head);
+        }
+        var (decoded, decodedShape) = Persistence.Onnx.OnnxExporter.EmitNetwork(graph, Decoder, Parts.DecoderModule, latent, LatentShape);
+        string reconstruction = decodedShape.Length == 1 ? decoded : graph.Node("Flatten", [decoded], ("axis", 1L));
+        return graph.ToModel(Network.Name, FeatureColumnName, FeatureSize,
+            [(latent, LatentColumnName, LatentSize), (reconstruction, ReconstructionColumnName, FeatureSize)]);
+    }
+
+    /// <summary>Autoencoders export both columns: <see cref="SaveAsOnnx(string, string?)"/>'s output name is not used.</summary>
+    protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
+
     /// <summary>The latent codes (a VAE's means) of <paramref name="inputs"/>, each of the feature column's size.</summary>
     public float[][] Encode(IReadOnlyList<float[]> inputs) => Run(inputs, FeatureSize, InputShape, Parts.EncodeLatent, LatentSize);
 

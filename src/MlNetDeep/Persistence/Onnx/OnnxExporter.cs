@@ -47,6 +47,10 @@ public static class OnnxExporter
         return (current, shape);
     }
 
+    /// <summary>Appends one layer (weights by their short names, e.g. weight and bias) to the graph; returns its node's name.</summary>
+    internal static string EmitLayer(OnnxGraph graph, Layer layer, string input, int[] inputShape, Dictionary<string, Tensor> weights) =>
+        Emit(graph, layer, input, inputShape, weights);
+
     /// <summary>A float tensor as a graph constant.</summary>
     internal static string Constant(OnnxGraph graph, string hint, Tensor value) => Const(graph, hint, value);
 

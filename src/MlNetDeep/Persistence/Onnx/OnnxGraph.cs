@@ -64,10 +64,15 @@ internal sealed class OnnxGraph
     }
 
     /// <summary>The ModelProto bytes with <paramref name="input"/> [N, inputWidth] and <paramref name="output"/> [N, outputWidth].</summary>
-    public byte[] ToModel(string graphName, string input, int inputWidth, string lastNode, string output, int outputWidth)
+    public byte[] ToModel(string graphName, string input, int inputWidth, string lastNode, string output, int outputWidth) =>
+        ToModel(graphName, input, inputWidth, [(lastNode, output, outputWidth)]);
+
+    /// <summary>A model with one input [N, inputWidth] and several outputs [N, width], each the named node's result under its output name.</summary>
+    public byte[] ToModel(string graphName, string input, int inputWidth, IReadOnlyList<(string Node, string Output, int Width)> outputs)
     {
-        // Rename the last node's output to the requested output name with an Identity node.
-        _nodes.Add(w => w.Message(1, n => n.String(1, lastNode).String(2, output).String(3, output).String(4, "Identity")));
+        // Rename each output node's result to the requested output name with an Identity node.
+        foreach (var (lastNode, output, _) in outputs)
+            _nodes.Add(w => w.Message(1, n => n.String(1, lastNode).String(2, output).String(3, output).String(4, "Identity")));
         var model = new ProtoWriter()
             .Varint(1, 8) // ir_version
             .String(2, "MlNetDeep")
@@ -78,7 +83,7 @@ internal sealed class OnnxGraph
             g.String(2, graphName);
             foreach (var init in _initializers) init(g);
             g.Message(11, v => ValueInfo(v, input, inputWidth));
-            g.Message(12, v => ValueInfo(v, output, outputWidth));
+            foreach (var (_, output, width) in outputs) g.Message(12, v => ValueInfo(v, output, width));
         });
         return model.ToArray();
     }

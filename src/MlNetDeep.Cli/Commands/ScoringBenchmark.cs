@@ -1,0 +1,120 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MlNetDeep.Data;
+using MlNetDeep.Models.Common;
+using static TorchSharp.torch;
+
+namespace MlNetDeep.Cli.Commands;
+
+/// <summary>
+/// <c>mlnetdeep benchmark scoring</c>: rows/s of scoring one saved MNIST model, in one run, four ways: (a) MlNetDeep's
+/// Transform over an IDataView, (b) a plain TorchSharp forward over pre-staged tensors, (c) the exported ONNX model
+/// through ML.NET's ApplyOnnxModel (ONNX Runtime, CPU), (d) PredictionEngine row by row; with the ratios and the
+/// largest score difference between (a) and (c).
+/// </summary>
+internal static class ScoringBenchmark
+{
+    public static Command Create()
+    {
+        var models = new Option<string[]>("--model", "-m")
+        {
+            Description = "Saved MNIST models (input Pixels).", AllowMultipleArgumentsPerToken = true,
+            DefaultValueFactory = _ => [Path.Combine("models", "mnist-cnn", "mnist-cnn.zip"), Path.Combine("models", "mnist-mlp", "mnist-mlp.zip")],
+        };
+        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds; the median is reported.", DefaultValueFactory = _ => 3 };
+        var engineRows = new Option<int>("--engine-rows") { Description = "Rows scored one by one through PredictionEngine.", DefaultValueFactory = _ => 2000 };
+        var command = new Command("scoring", "Scoring throughput: Transform vs a plain TorchSharp forward vs ONNX Runtime (ApplyOnnxModel) vs PredictionEngine, one run.")
+        {
+            models, rounds, engineRows,
+        };
+        command.SetAction(result =>
+        {
+            int r = result.GetValue(rounds), e = result.GetValue(engineRows);
+            if (r < 1 || e < 1) throw new ArgumentOutOfRangeException("--rounds", "--rounds and --engine-rows must be at least 1.");
+            foreach (var path in result.GetValue(models)!)
+                if (!File.Exists(path)) throw new FileNotFoundException($"The model file '{path}' does not exist.", path);
+            foreach (var path in result.GetValue(models)!) Run(path, r, e);
+            return 0;
+        });
+        return command;
+    }
+
+    private sealed class Row
+    {
+        [VectorType(Mnist.PixelCount)] public float[] Pixels { get; set; } = [];
+    }
+
+    private sealed class Scored
+    {
+        public float[] Score { get; set; } = [];
+    }
+
+    private static void Run(string path, int rounds, int engineRows)
+    {
+        var ml = new MLContext(seed: 1);
+        var test = ml.Data.LoadMnist(MnistSplit.Test);
+        // The rows as an in-memory IDataView, so that no path pays for reading the IDX files.
+        var rows = ml.Data.LoadFromEnumerable(ml.Data.CreateEnumerable<Row>(test, reuseRowObject: false).ToList());
+        int n = (int)rows.GetRowCount()!.Value;
+        var model = ml.Model.LoadDeep(path, out _);
+        var deep = ((IEnumerable<ITransformer>)model).OfType<DeepTransformer>().Single();
+        var onnxPath = Path.Combine(Path.GetTempPath(), $"mlnetdeep-scoring-{Guid.NewGuid():N}.onnx");
+        deep.SaveAsOnnx(onnxPath);
+        try
+        {
+            var onnx = ml.Transforms.ApplyOnnxModel(["Score"], [deep.FeatureColumnName], onnxPath).Fit(rows);
+            var flat = rows.GetColumn<float[]>("Pixels").SelectMany(p => p).ToArray();
+            using var staged = tensor(flat, [n, .. deep.InputShape.Select(d => (long)d)]);
+            var engine = ml.Model.CreatePredictionEngine<Row, Scored>(deep);
+            var engineInput = ml.Data.CreateEnumerable<Row>(rows, reuseRowObject: false).Take(engineRows).ToList();
+
+            Console.WriteLine($"{path}: {deep.Network.Name}, {n} rows, scoring batch {deep.ScoringBatchSize}, {get_num_threads()} torch threads, {Environment.ProcessorCount} cores");
+            var a = new List<double>(); var b = new List<double>(); var c = new List<double>(); var d = new List<double>();
+            float[][] ours = [], theirs = [];
+            for (int round = 0; round < rounds; round++)
+            {
+                var clock = Stopwatch.StartNew();
+                ours = deep.Transform(rows).GetColumn<float[]>("Score").ToArray();
+                a.Add(n / clock.Elapsed.TotalSeconds);
+
+                clock.Restart();
+                using (no_grad())
+                {
+                    for (long start = 0; start < n; start += deep.ScoringBatchSize)
+                    {
+                        using var scope = NewDisposeScope();
+                        var batch = staged.narrow(0, start, Math.Min(deep.ScoringBatchSize, n - start));
+                        var output = ((TorchSharp.torch.nn.Module<Tensor, Tensor>)deep.Module).call(batch);
+                        output.data<float>().ToArray();
+                    }
+                }
+                b.Add(n / clock.Elapsed.TotalSeconds);
+
+                clock.Restart();
+                theirs = onnx.Transform(rows).GetColumn<float[]>("Score").ToArray();
+                c.Add(n / clock.Elapsed.TotalSeconds);
+
+                clock.Restart();
+                foreach (var row in engineInput) engine.Predict(row);
+                d.Add(engineInput.Count / clock.Elapsed.TotalSeconds);
+                Console.WriteLine($"round {round + 1}: (a) {a[^1]:F0}, (b) {b[^1]:F0}, (c) {c[^1]:F0}, (d) {d[^1]:F0} rows/s");
+            }
+            double diff = ours.Zip(theirs, (x, y) => x.Zip(y, (p, q) => Math.Abs(p - q)).Max()).Max();
+            Console.WriteLine($"(a) MlNetDeep Transform          {Median(a),10:F0} rows/s");
+            Console.WriteLine($"(b) plain TorchSharp forward     {Median(b),10:F0} rows/s");
+            Console.WriteLine($"(c) ONNX Runtime (ApplyOnnxModel){Median(c),10:F0} rows/s");
+            Console.WriteLine($"(d) PredictionEngine, row by row {Median(d),10:F0} rows/s");
+            Console.WriteLine($"    (a)/(c) {Median(a) / Median(c):F3}   (a)/(b) {Median(a) / Median(b):F3}   largest |score (a) - score (c)| {diff:G3}");
+            Console.WriteLine();
+        }
+        finally { File.Delete(onnxPath); }
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+}
