@@ -118,12 +118,19 @@ public class ClassifierTests
     public void ValidationSplitAndEarlyStoppingAreRecorded()
     {
         var ml = new MLContext(seed: 1);
-        var options = MlpOptions(4);
+        var options = MlpOptions(6);
         options.ValidationFraction = 0.2;
-        options.EarlyStopping = new EarlyStopping(Patience: 10);
+        // Only the first epoch improves by more than MinDelta (from nothing), so the run must stop after two more.
+        options.EarlyStopping = new EarlyStopping(Patience: 2, MinDelta: 100);
         var model = ml.MulticlassClassification.Trainers.NeuralNetwork(options).Fit(TestData.MnistTrain(ml, 500));
-        Assert.All(model.History!.Epochs, e => Assert.NotNull(e.ValidationAccuracy));
-        Assert.InRange(model.History.BestEpoch, 0, 3);
+        var history = model.History!;
+        Assert.All(history.Epochs, e => Assert.NotNull(e.ValidationAccuracy));
+        Assert.True(history.StoppedEarly);
+        Assert.Equal(3, history.Epochs.Count);
+        Assert.StartsWith("early stopping: val_loss did not improve for 2 epochs after its best", history.StopReason);
+        Assert.Equal(0, history.BestEpoch);
+        Assert.Equal(0, history.WeightsEpoch);
+        Assert.True(history.RestoredBestWeights);
     }
 
     public sealed class DigitRow

@@ -60,7 +60,7 @@ public class GanTests
         using var gan = Native.TorchRuntime.Seeded(1, () => new GanModule(g, d, [1, 28, 28], 16, 0, 10));
         using var step = new GanStep(gan, options);
         using var generator = new Generator(5);
-        var context = new StepContext(CPU, generator, 1) { DeviceGenerator = generator };
+        var context = new StepContext(CPU, generator, 1);
         using var real = rand([32, 1, 28, 28], generator: generator) * 2 - 1;
 
         var generatorBefore = Copy(gan.GeneratorParameters());

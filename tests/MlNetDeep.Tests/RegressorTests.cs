@@ -30,6 +30,14 @@ public class RegressorTests
         var trainer = ml.Regression.Trainers.NeuralNetwork(epochs: 20);
         var folds = ml.Regression.CrossValidate(data, trainer, numberOfFolds: 5);
         Assert.Equal(5, folds.Count);
+        // Every row is held out once, and each fold's model fits the sine on the rows it did not see (y spans [-1, 1]).
+        Assert.Equal(200, folds.Sum(f => f.ScoredHoldOutSet.GetColumn<float>("Score").Count()));
+        Assert.All(folds, f =>
+        {
+            Assert.True(f.Metrics.RSquared > 0.9, $"fold {f.Fold}: R² {f.Metrics.RSquared}");
+            Assert.True(f.Metrics.RootMeanSquaredError < 0.25, $"fold {f.Fold}: RMSE {f.Metrics.RootMeanSquaredError}");
+            Assert.True(f.Metrics.MeanAbsoluteError <= f.Metrics.RootMeanSquaredError, $"fold {f.Fold}: MAE {f.Metrics.MeanAbsoluteError}");
+        });
         var model = trainer.Fit(data);
         var path = TestData.TempFile();
         ml.Model.SaveDeep(model, data.Schema, path);

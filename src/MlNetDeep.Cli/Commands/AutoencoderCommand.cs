@@ -36,9 +36,16 @@ internal static class AutoencoderCommand
         command.SetAction(result =>
         {
             string k = result.GetValue(kind)!;
-            var settings = new Settings(k, result.GetValue(latent) ?? (k == "vae" ? 2 : 32),
-                result.GetValue(epochs) ?? k switch { "dense" => 10, "conv" => 5, "denoise" => 3, _ => 15 },
-                result.GetValue(batch), result.GetValue(rate), result.GetValue(noise), result.GetValue(beta), result.GetValue(rows));
+            var settings = new Settings(k, OptionChecks.AtLeast(result.GetValue(latent) ?? (k == "vae" ? 2 : 32), 1, "--latent"),
+                OptionChecks.AtLeast(result.GetValue(epochs) ?? k switch { "dense" => 10, "conv" => 5, "denoise" => 3, _ => 15 }, 1, "--epochs"),
+                OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"), OptionChecks.Positive(result.GetValue(rate), "--learning-rate"),
+                OptionChecks.NonNegative(result.GetValue(noise), "--noise"), OptionChecks.NonNegative(result.GetValue(beta), "--beta"),
+                OptionChecks.Count(result.GetValue(rows), "--train-rows"));
+            // The trainer's own checks, before MNIST is loaded (or downloaded).
+            var options = Options(settings);
+            _ = options is VariationalAutoencoderOptions vae
+                ? (object)new VariationalAutoencoderEstimator(new MLContext(), vae)
+                : new AutoencoderEstimator(new MLContext(), (AutoencoderOptions)options);
             return Run(common.CreateContext(result), settings, common.OutputFolder(result), result.GetValue(common.Seed));
         });
         return command;
@@ -55,16 +62,7 @@ internal static class AutoencoderCommand
         var test = ml.Data.LoadFromEnumerable(testImages);
         var clean = testImages.Select(i => i.Pixels).ToList();
 
-        AutoencoderOptionsBase options = s.Kind switch
-        {
-            "dense" => AutoencoderNetworks.DenseAutoencoder(s.Latent),
-            "conv" => AutoencoderNetworks.ConvolutionalAutoencoder(s.Latent),
-            "denoise" => AutoencoderNetworks.DenoisingAutoencoder(s.Noise),
-            _ => WithBeta(AutoencoderNetworks.VariationalAutoencoder(s.Latent), s.Beta),
-        };
-        options.Epochs = s.Epochs;
-        options.BatchSize = s.BatchSize;
-        options.Optimizer = new Adam(s.LearningRate);
+        var options = Options(s);
         var (encoder, decoder, latentShape) = options.Resolve(options.InputShape ?? [Mnist.PixelCount]);
         Console.Write(encoder.Summary(options.InputShape ?? [Mnist.PixelCount]));
         Console.Write(decoder.Summary(latentShape));
@@ -134,6 +132,22 @@ internal static class AutoencoderCommand
         Console.WriteLine($"Saved model {modelPath}");
         foreach (var f in files) Console.WriteLine($"Wrote {f}");
         return 0;
+    }
+
+    /// <summary>The trainer's options for the settings.</summary>
+    internal static AutoencoderOptionsBase Options(Settings s)
+    {
+        AutoencoderOptionsBase options = s.Kind switch
+        {
+            "dense" => AutoencoderNetworks.DenseAutoencoder(s.Latent),
+            "conv" => AutoencoderNetworks.ConvolutionalAutoencoder(s.Latent),
+            "denoise" => AutoencoderNetworks.DenoisingAutoencoder(s.Noise),
+            _ => WithBeta(AutoencoderNetworks.VariationalAutoencoder(s.Latent), s.Beta),
+        };
+        options.Epochs = s.Epochs;
+        options.BatchSize = s.BatchSize;
+        options.Optimizer = new Adam(s.LearningRate);
+        return options;
     }
 
     private static VariationalAutoencoderOptions WithBeta(VariationalAutoencoderOptions options, double beta)

@@ -36,10 +36,9 @@ internal static class BenchmarkCommand
         command.Subcommands.Add(ScoringBenchmark.Create());
         command.SetAction(result =>
         {
-            var ml = common.CreateContext(result);
-            int n = result.GetValue(rows), e = result.GetValue(epochs), r = result.GetValue(rounds), b = result.GetValue(batch);
-            if (e < 2) { Console.Error.WriteLine("--epochs must be at least 2 (the first is warm-up)."); return 2; }
-            return Run(ml, n, e, r, b, result.GetValue(python));
+            int n = OptionChecks.AtLeast(result.GetValue(rows), 1, "--rows"), e = OptionChecks.AtLeast(result.GetValue(epochs), 2, "--epochs"),
+                r = OptionChecks.AtLeast(result.GetValue(rounds), 1, "--rounds"), b = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size");
+            return Run(common.CreateContext(result), n, e, r, b, result.GetValue(python));
         });
         return command;
     }

@@ -31,10 +31,9 @@ internal static class BinaryBenchmark
         common.AddTo(command);
         command.SetAction(result =>
         {
-            int k = result.GetValue(folds), e = result.GetValue(epochs);
-            if (k < 2) throw new ArgumentOutOfRangeException("--folds", k, "--folds must be at least 2.");
-            if (e < 1) throw new ArgumentOutOfRangeException("--epochs", e, "--epochs must be at least 1.");
-            var network = new NetworkSettings(e, result.GetValue(hidden), result.GetValue(dropout), result.GetValue(decay));
+            int k = OptionChecks.AtLeast(result.GetValue(folds), 2, "--folds"), e = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs");
+            var network = new NetworkSettings(e, OptionChecks.AtLeast(result.GetValue(hidden), 1, "--hidden"), OptionChecks.Fraction(result.GetValue(dropout), "--dropout"),
+                OptionChecks.NonNegative(result.GetValue(decay), "--weight-decay"));
             return Run(common.CreateContext(result), k, network, result.GetValue(common.Seed));
         });
         return command;

@@ -53,7 +53,8 @@ internal static class CourseCommands
         command.SetAction(result =>
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            run(common.CreateContext(result), common.OutputFolder(result), rowsDescription is null ? null : result.GetValue(rows));
+            int? count = rowsDescription is null ? null : OptionChecks.Count(result.GetValue(rows), "--rows");
+            run(common.CreateContext(result), common.OutputFolder(result), count);
             Console.WriteLine($"Done in {clock.Elapsed.TotalSeconds:F0} s.");
             return 0;
         });

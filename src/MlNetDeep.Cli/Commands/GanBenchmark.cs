@@ -30,9 +30,8 @@ internal static class GanBenchmark
         common.AddTo(command);
         command.SetAction(result =>
         {
-            int n = result.GetValue(rows), e = result.GetValue(epochs), r = result.GetValue(rounds), b = result.GetValue(batch);
-            if (e < 2) throw new ArgumentOutOfRangeException("--epochs", e, "--epochs must be at least 2 (the first is warm-up).");
-            if (n < b || r < 1) throw new ArgumentOutOfRangeException("--rows", n, "--rows must hold at least one batch and --rounds be at least 1.");
+            int b = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"), n = OptionChecks.AtLeast(result.GetValue(rows), b, "--rows"),
+                e = OptionChecks.AtLeast(result.GetValue(epochs), 2, "--epochs"), r = OptionChecks.AtLeast(result.GetValue(rounds), 1, "--rounds");
             return Run(common.CreateContext(result), n, e, r, b, result.GetValue(python));
         });
         return command;

@@ -45,18 +45,18 @@ internal static class GanCommand
             {
                 Kind = k == "dense" ? GanKind.Dense : GanKind.Dcgan,
                 LabelColumnName = k == "cgan" ? "Label" : null,
-                Epochs = result.GetValue(epochs), BatchSize = result.GetValue(batch),
-                Optimizer = new Adam(result.GetValue(rate), Beta1: 0.5),
-                DiscriminatorOptimizer = new Adam(result.GetValue(dRate) ?? result.GetValue(rate), Beta1: 0.5),
-                LatentSize = result.GetValue(latent),
+                Epochs = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), BatchSize = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"),
+                Optimizer = new Adam(OptionChecks.Positive(result.GetValue(rate), "--learning-rate"), Beta1: 0.5),
+                DiscriminatorOptimizer = new Adam(OptionChecks.Positive(result.GetValue(dRate) ?? result.GetValue(rate), "--d-learning-rate"), Beta1: 0.5),
+                LatentSize = OptionChecks.AtLeast(result.GetValue(latent), 1, "--latent"),
                 Loss = result.GetValue(loss) == "hinge" ? GanLoss.Hinge : GanLoss.NonSaturating,
                 RealLabel = result.GetValue(smoothing), InstanceNoise = result.GetValue(noise), FeatureMatching = result.GetValue(matching), MinibatchStdDev = result.GetValue(spread),
             };
-            int judged = result.GetValue(samples);
-            if (judged < 2) throw new ArgumentOutOfRangeException("--judge-samples", judged, "Judge at least 2 samples.");
+            int judged = OptionChecks.AtLeast(result.GetValue(samples), 2, "--judge-samples");
+            int? trainRows = OptionChecks.Count(result.GetValue(rows), "--train-rows");
             // Options are checked before any data is read.
             _ = new GanEstimator(new MLContext(), options);
-            return Run(common.CreateContext(result), options, $"gan-{k}", common.OutputFolder(result), result.GetValue(rows), judged);
+            return Run(common.CreateContext(result), options, $"gan-{k}", common.OutputFolder(result), trainRows, judged);
         });
         return command;
     }

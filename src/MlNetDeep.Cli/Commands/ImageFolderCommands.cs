@@ -65,14 +65,13 @@ internal static class ImageFolderCommands
         common.AddTo(command);
         command.SetAction(result =>
         {
-            int e = result.GetValue(epochs), b = result.GetValue(batch);
+            int e = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), b = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size");
             double f = result.GetValue(fraction);
-            if (e < 1) throw new ArgumentOutOfRangeException("--epochs", e, "--epochs must be at least 1.");
-            if (b < 1) throw new ArgumentOutOfRangeException("--batch-size", b, "--batch-size must be at least 1.");
             if (f is <= 0 or >= 1) throw new ArgumentOutOfRangeException("--test-fraction", f, "--test-fraction must be in (0, 1).");
+            var settings = new FolderTraining(OptionChecks.Count(result.GetValue(width), "--width"), OptionChecks.Count(result.GetValue(height), "--height"),
+                result.GetValue(grey), e, b, OptionChecks.Positive(result.GetValue(rate), "--learning-rate"), result.GetValue(augment));
             var ml = common.CreateContext(result);
             var output = common.OutputFolder(result);
-            var settings = new FolderTraining(result.GetValue(width), result.GetValue(height), result.GetValue(grey), e, b, result.GetValue(rate), result.GetValue(augment));
             var outcome = TrainFromFolder(ml, result.GetValue(trainFolder)!, result.GetValue(testFolder), f, settings, result.GetValue(common.Seed));
             Report(ml, outcome, output, "image-folder-cnn");
             return 0;
@@ -163,8 +162,7 @@ internal static class ImageFolderCommands
         common.AddTo(command);
         command.SetAction(result =>
         {
-            int e = result.GetValue(epochs), r = result.GetValue(rounds);
-            if (e < 1 || r < 1) throw new ArgumentOutOfRangeException("--epochs", "--epochs and --rounds must be at least 1.");
+            int e = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), r = OptionChecks.AtLeast(result.GetValue(rounds), 1, "--rounds");
             return RunBenchmark(common.CreateContext(result), result.GetValue(folder)!, e, r, result.GetValue(common.Seed));
         });
         return command;

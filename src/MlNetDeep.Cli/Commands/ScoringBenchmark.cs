@@ -102,6 +102,7 @@ internal static class ScoringBenchmark
                 Console.WriteLine($"round {round + 1}: (a) {a[^1]:F0}, (b) {b[^1]:F0}, (c) {c[^1]:F0}, (d) {d[^1]:F0} rows/s");
             }
             double diff = ours.Zip(theirs, (x, y) => x.Zip(y, (p, q) => Math.Abs(p - q)).Max()).Max();
+            Profile(deep, staged, n);
             Console.WriteLine($"(a) MlNetDeep Transform          {Median(a),10:F0} rows/s");
             Console.WriteLine($"(b) plain TorchSharp forward     {Median(b),10:F0} rows/s");
             Console.WriteLine($"(c) ONNX Runtime (ApplyOnnxModel){Median(c),10:F0} rows/s");
@@ -110,6 +111,30 @@ internal static class ScoringBenchmark
             Console.WriteLine();
         }
         finally { File.Delete(onnxPath); }
+    }
+
+    /// <summary>Where (b)'s time goes: each layer's module timed on its own over all rows, in the scoring batches.</summary>
+    private static void Profile(DeepTransformer deep, Tensor staged, int n)
+    {
+        var layers = ((TorchSharp.torch.nn.Module)deep.Module).named_children().Select(c => (TorchSharp.torch.nn.Module<Tensor, Tensor>)c.module).ToList();
+        if (layers.Count != deep.Network.Layers.Count) return;
+        var seconds = new double[layers.Count];
+        using (no_grad())
+        {
+            for (long start = 0; start < n; start += deep.ScoringBatchSize)
+            {
+                using var scope = NewDisposeScope();
+                var x = staged.narrow(0, start, Math.Min(deep.ScoringBatchSize, n - start));
+                for (int i = 0; i < layers.Count; i++)
+                {
+                    long t = Stopwatch.GetTimestamp();
+                    x = layers[i].call(x);
+                    seconds[i] += Stopwatch.GetElapsedTime(t).TotalSeconds;
+                }
+            }
+        }
+        double total = seconds.Sum();
+        Console.WriteLine("    (b) by layer: " + string.Join(", ", deep.Network.Layers.Select((l, i) => $"{l.Describe()} {100 * seconds[i] / total:F0} %")));
     }
 
     private static double Median(List<double> values)

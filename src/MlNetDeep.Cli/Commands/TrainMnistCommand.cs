@@ -28,8 +28,6 @@ internal static class TrainMnistCommand
         common.AddTo(command);
         command.SetAction(result =>
         {
-            var ml = common.CreateContext(result);
-            var output = common.OutputFolder(result);
             string kind = result.GetValue(model)!;
             bool cnn = kind == "cnn";
             var options = new NeuralNetworkClassifierOptions
@@ -37,11 +35,14 @@ internal static class TrainMnistCommand
                 FeatureColumnName = "Pixels",
                 InputShape = cnn ? [1, 28, 28] : null,
                 Network = cnn ? Networks.Networks.KerasMnistCnn : Networks.Networks.MnistMlp,
-                Epochs = result.GetValue(epochs) ?? (cnn ? 12 : 20),
-                BatchSize = result.GetValue(batch),
-                Optimizer = new Adam(result.GetValue(rate)),
+                Epochs = OptionChecks.AtLeast(result.GetValue(epochs) ?? (cnn ? 12 : 20), 1, "--epochs"),
+                BatchSize = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"),
+                Optimizer = new Adam(OptionChecks.Positive(result.GetValue(rate), "--learning-rate")),
             };
-            return Run(ml, options, $"mnist-{kind}", output, result.GetValue(rows));
+            int? trainRows = OptionChecks.Count(result.GetValue(rows), "--train-rows");
+            // The trainer's own checks, before MNIST is loaded (or downloaded).
+            _ = new NeuralNetworkClassifier(new MLContext(), options);
+            return Run(common.CreateContext(result), options, $"mnist-{kind}", common.OutputFolder(result), trainRows);
         });
         return command;
     }

@@ -65,7 +65,7 @@ public static class CrossValidationCourse
             double test = ml.MulticlassClassification.Evaluate(model.Transform(split.TestSet)).MicroAccuracy;
             var best = history.Epochs.MinBy(e => e.ValidationLoss ?? double.MaxValue)!;
             log.WriteLine($"{name,-26}: {history.Epochs.Count} epochs, final train loss {history.Epochs[^1].TrainLoss:F4}, final validation loss {history.Epochs[^1].ValidationLoss:F4} " +
-                $"(lowest {best.ValidationLoss:F4} at epoch {best.Epoch + 1}), kept epoch {history.BestEpoch + 1}, test accuracy {test:P2}");
+                $"(lowest {best.ValidationLoss:F4} at epoch {best.Epoch + 1}), kept epoch {history.WeightsEpoch + 1}, test accuracy {test:P2}");
             curves.Add((name, history));
         }
         var plot = new ScottPlot.Plot();

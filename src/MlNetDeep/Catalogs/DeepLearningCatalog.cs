@@ -28,14 +28,18 @@ public static class DeepLearningCatalog
     /// <summary>
     /// A convolutional multiclass classifier: the same trainer as <see cref="NeuralNetwork(MulticlassClassificationCatalog.MulticlassClassificationTrainers, NeuralNetworkClassifierOptions)"/>,
     /// with an image <see cref="DeepTrainerOptions.InputShape"/> required ([channels, height, width]) and Keras' MNIST CNN as the network unless one is set.
+    /// The estimator works on a copy of <paramref name="options"/> (<see cref="DeepTrainerOptions.Clone"/>), so the caller's object is never changed;
+    /// change the estimator's own <c>Options</c> to adjust it afterwards.
     /// </summary>
     public static NeuralNetworkClassifier ConvolutionalNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         NeuralNetworkClassifierOptions options)
     {
+        ArgumentNullException.ThrowIfNull(options);
         if (options.InputShape is not { Length: 3 })
             throw new ArgumentException("A convolutional network needs InputShape = [channels, height, width], e.g. [1, 28, 28] for MNIST.", nameof(options));
-        if (options.Network == DefaultMlp) options.Network = Networks.Networks.KerasMnistCnn;
-        return new(HostEnvironments.Of(catalog), options);
+        var copy = (NeuralNetworkClassifierOptions)options.Clone();
+        if (copy.Network == DefaultMlp) copy.Network = Networks.Networks.KerasMnistCnn;
+        return new(HostEnvironments.Of(catalog), copy);
     }
 
     private static readonly NetworkSpec DefaultMlp = Networks.Networks.Mlp();

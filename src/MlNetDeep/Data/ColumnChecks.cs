@@ -89,9 +89,16 @@ public static class ColumnChecks
                       "or load it as bool (a CSV column of true/false or 0/1)."));
     }
 
-    /// <summary>The number of keys of a key column in a DataViewSchema.</summary>
-    public static int KeyCount(DataViewSchema.Column column) =>
-        column.Type is KeyDataViewType key ? checked((int)key.Count) : throw new ArgumentOutOfRangeException("LabelColumnName", $"The label column '{column.Name}' must be a key type, but is {column.Type}.");
+    /// <summary>The number of keys of a key column in a DataViewSchema (any key type: Byte, UInt16, UInt32 or UInt64 values).</summary>
+    public static int KeyCount(DataViewSchema.Column column)
+    {
+        if (column.Type is not KeyDataViewType key)
+            throw new ArgumentOutOfRangeException("LabelColumnName", $"The label column '{column.Name}' must be a key type, but is {column.Type}.");
+        if (key.Count > int.MaxValue)
+            throw new ArgumentOutOfRangeException("LabelColumnName", $"The label column '{column.Name}' is a key of {key.Count:N0} values ({key.RawType.Name}); " +
+                $"a deep model's label can have at most {int.MaxValue:N0} classes. Map the label to a key of the classes it really has (MapValueToKey).");
+        return (int)key.Count;
+    }
 
     private static ArgumentOutOfRangeException Missing(string name, string role, IEnumerable<string> available) =>
         new(role, $"The {role} column '{name}' is not in the data. Columns present: {string.Join(", ", available.Distinct())}.");

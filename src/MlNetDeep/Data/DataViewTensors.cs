@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -70,6 +71,12 @@ public sealed class LoadedColumns
     /// <summary>True when the features are also the targets (<see cref="LabelKind.Inputs"/>).</summary>
     public bool InputsAreTargets { get; init; }
 
+    /// <summary>Rows left out because their label was missing (key 0, or a NaN or infinite float label).</summary>
+    public long SkippedRows { get; init; }
+
+    /// <summary>The label column read, if any.</summary>
+    public string? LabelColumnName { get; init; }
+
     /// <summary>Tensors on the CPU: inputs shaped [rows, ...sampleShape], targets int64 class indices or float.</summary>
     public Training.TensorData ToTensorData(int[] sampleShape)
     {
@@ -83,6 +90,12 @@ public sealed class LoadedColumns
 /// <summary>IDataView to tensors: one pass with a cursor over the feature (and label) column.</summary>
 public static class DataViewTensors
 {
+    /// <summary>
+    /// Reads the feature column (and the label) into memory. Rows whose label is missing are skipped, as ML.NET's
+    /// trainers skip them: a key label of 0 (any key type: Byte, UInt16, UInt32 or UInt64 values), or a float label
+    /// that is NaN or infinite. <see cref="LoadedColumns.SkippedRows"/> counts them (<see cref="ReportSkipped"/> logs
+    /// the count); a data set whose every label is missing is an error.
+    /// </summary>
     public static LoadedColumns Load(IDataView data, string featureColumn, int featureSize, string? labelColumn, LabelKind labelKind, int classCount = 0)
     {
         var features = data.Schema[featureColumn];
@@ -96,15 +109,31 @@ public static class DataViewTensors
 
         using var cursor = data.GetRowCursor(active);
         var reader = new FeatureRowReader(cursor, features, featureSize);
-        ValueGetter<uint>? keyGetter = labelKind == LabelKind.ClassIndex ? cursor.GetGetter<uint>(label!.Value) : null;
+        Func<ulong>? keyGetter = labelKind == LabelKind.ClassIndex ? KeyReader(cursor, label!.Value) : null;
         ValueGetter<float>? floatGetter = labelKind == LabelKind.Float ? cursor.GetGetter<float>(label!.Value) : null;
         ValueGetter<bool>? boolGetter = labelKind == LabelKind.Boolean ? cursor.GetGetter<bool>(label!.Value) : null;
-        uint key = 0;
         float value = 0;
         bool flag = false;
         int rows = 0;
+        long row = -1, skipped = 0;
         while (cursor.MoveNext())
         {
+            row++;
+            long key = 0;
+            if (keyGetter is not null)
+            {
+                ulong raw = keyGetter();
+                if (raw == 0) { skipped++; continue; }
+                if (classCount > 0 && raw > (ulong)classCount) throw new InvalidOperationException($"Label column '{labelColumn}' row {row} has key {raw}, beyond its {classCount} classes.");
+                key = (long)(raw - 1);
+            }
+            else if (floatGetter is not null)
+            {
+                floatGetter(ref value);
+                if (!float.IsFinite(value)) { skipped++; continue; }
+            }
+            else boolGetter?.Invoke(ref flag);
+
             if ((long)(rows + 1) * featureSize > x.Length)
             {
                 long grown = Math.Min((long)x.Length * 2, (long)int.MaxValue / featureSize * featureSize);
@@ -113,33 +142,55 @@ public static class DataViewTensors
                 if (classes is not null) Array.Resize(ref classes, (int)(grown / featureSize));
                 if (targets is not null) Array.Resize(ref targets, (int)(grown / featureSize));
             }
-            reader.Read(x.AsSpan(rows * featureSize, featureSize), rows);
-            if (keyGetter is not null)
-            {
-                keyGetter(ref key);
-                if (key == 0) throw new InvalidOperationException($"Label column '{labelColumn}' row {rows} is missing (key 0); drop rows without a label first.");
-                if (classCount > 0 && key > classCount) throw new InvalidOperationException($"Label column '{labelColumn}' row {rows} has key {key}, beyond its {classCount} classes.");
-                classes![rows] = key - 1;
-            }
-            else if (floatGetter is not null)
-            {
-                floatGetter(ref value);
-                if (!float.IsFinite(value)) throw new InvalidOperationException($"Label column '{labelColumn}' row {rows} holds {value}; regression needs finite labels.");
-                targets![rows] = value;
-            }
-            else if (boolGetter is not null)
-            {
-                boolGetter(ref flag);
-                targets![rows] = flag ? 1f : 0f;
-            }
+            reader.Read(x.AsSpan(rows * featureSize, featureSize), row);
+            if (classes is not null) classes[rows] = key;
+            else if (targets is not null) targets[rows] = floatGetter is not null ? value : flag ? 1f : 0f;
             rows++;
         }
+        if (rows == 0 && skipped > 0)
+            throw new InvalidOperationException($"Every row's label is missing: all {skipped:N0} rows of label column '{labelColumn}' hold " +
+                (labelKind == LabelKind.ClassIndex ? "key 0 (a value the key mapping did not know)" : "NaN or an infinite value") +
+                ", so there is nothing to train on. Check the label column and how it was mapped.");
         if (rows == 0) throw new InvalidOperationException($"The data has no rows: nothing to train on (column '{featureColumn}').");
         if ((long)rows * featureSize != x.Length) Array.Resize(ref x, rows * featureSize);
         if (classes is not null && classes.Length != rows) Array.Resize(ref classes, rows);
         if (targets is not null && targets.Length != rows) Array.Resize(ref targets, rows);
         return new LoadedColumns { Features = x, Rows = rows, FeatureSize = featureSize, ClassIndices = classes, Targets = targets,
-            InputsAreTargets = labelKind == LabelKind.Inputs };
+            InputsAreTargets = labelKind == LabelKind.Inputs, SkippedRows = skipped, LabelColumnName = labelColumn };
+    }
+
+    /// <summary>Reads a key column of any of ML.NET's key types (Byte, UInt16, UInt32 or UInt64 values) as a ulong; 0 is a missing key.</summary>
+    private static Func<ulong> KeyReader(DataViewRow row, DataViewSchema.Column column)
+    {
+        var raw = column.Type.RawType;
+        if (raw == typeof(uint)) return Reader<uint>(row, column, v => v);
+        if (raw == typeof(byte)) return Reader<byte>(row, column, v => v);
+        if (raw == typeof(ushort)) return Reader<ushort>(row, column, v => v);
+        if (raw == typeof(ulong)) return Reader<ulong>(row, column, v => v);
+        throw new ArgumentOutOfRangeException("LabelColumnName", $"The label column '{column.Name}' must be a key type (of Byte, UInt16, UInt32 or UInt64 values), but is {column.Type}.");
+
+        static Func<ulong> Reader<T>(DataViewRow row, DataViewSchema.Column column, Func<T, ulong> widen)
+        {
+            var getter = row.GetGetter<T>(column);
+            T value = default!;
+            return () =>
+            {
+                getter(ref value);
+                return widen(value);
+            };
+        }
+    }
+
+    /// <summary>
+    /// Logs how many rows <see cref="Load"/> skipped for a missing label as a warning on <paramref name="env"/>'s log
+    /// (<c>MLContext.Log</c>), as ML.NET's trainers do; nothing when none was skipped.
+    /// </summary>
+    public static void ReportSkipped(IHostEnvironment env, string name, LoadedColumns loaded, string dataName)
+    {
+        if (loaded.SkippedRows == 0) return;
+        using var channel = env.Register(name).Start("Reading " + dataName);
+        channel.Warning(MessageSensitivity.None, $"Skipped {loaded.SkippedRows:N0} of {loaded.SkippedRows + loaded.Rows:N0} rows of the {dataName} " +
+            $"whose label '{loaded.LabelColumnName}' is missing (key 0, or a NaN or infinite float); trained on the other {loaded.Rows:N0}.");
     }
 
     /// <summary>Splits rows into (train, validation) after a seeded shuffle; <paramref name="fraction"/> of the rows validate.</summary>

@@ -72,8 +72,9 @@ public static class TorchRuntime
 
     /// <summary>
     /// Seeds the generators and runs <paramref name="create"/> (e.g. building a network, whose initial weights draw from
-    /// them) with no other seeded creation in between. Torch's generators are process-wide: trainings running at the
-    /// same time in one process still share them during training (dropout), so they are repeatable only one at a time.
+    /// them) with no other seeded creation in between. Torch's global generators are process-wide, so only creation
+    /// happens under this lock; what a model draws while it trains comes from its run's own generator
+    /// (<see cref="SeededWithRandom{T}"/>, <see cref="Training.TrainingRandom"/>).
     /// </summary>
     public static T Seeded<T>(int seed, Func<T> create)
     {
@@ -81,6 +82,24 @@ public static class TorchRuntime
         {
             Seed(seed);
             return create();
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Seeded{T}"/>, and a CPU generator that continues the global CPU stream from where
+    /// <paramref name="create"/> left it: the stream the model's training draws (dropout, a VAE's noise) take, as they
+    /// would from the global generator if nothing else ran, but owned by this training alone.
+    /// </summary>
+    public static (T Value, torch.Generator Random) SeededWithRandom<T>(int seed, Func<T> create)
+    {
+        lock (SeedGate)
+        {
+            Seed(seed);
+            var value = create();
+            var random = new torch.Generator(0, torch.CPU);
+            using var state = torch.get_rng_state();
+            random.set_state(state);
+            return (value, random);
         }
     }
 

@@ -288,7 +288,10 @@ public sealed record AvgPool2D(int PoolSize = 2, int? Stride = null, PaddingMode
     public override string Describe() => $"AvgPool2D({PoolSize}x{PoolSize}, stride {Stride ?? PoolSize})";
 }
 
-/// <summary>Dropout: zeroes a fraction <paramref name="Rate"/> of its inputs while training.</summary>
+/// <summary>
+/// Dropout: zeroes a fraction <paramref name="Rate"/> of its inputs while training, with masks from the training run's
+/// own generator (<see cref="Training.TrainingRandom"/>), so concurrent trainings do not disturb each other.
+/// </summary>
 public sealed record Dropout(double Rate) : Layer
 {
     public override int[] OutputShape(int[] input)
@@ -296,7 +299,7 @@ public sealed record Dropout(double Rate) : Layer
         if (Rate is < 0 or >= 1 || double.IsNaN(Rate)) throw new InvalidOperationException($"Dropout rate must be in [0, 1), got {Rate}.");
         return input;
     }
-    public override nn.Module<Tensor, Tensor> Build(int[] input) { OutputShape(input); return nn.Dropout(Rate); }
+    public override nn.Module<Tensor, Tensor> Build(int[] input) { OutputShape(input); return new DropoutModule(Rate); }
     public override string Describe() => $"Dropout({Rate})";
 }
 
@@ -400,6 +403,14 @@ internal static class Windows
         if (h <= 0 || w <= 0) throw new InvalidOperationException($"{layer.Describe()} needs an input of at least {pool}x{pool} pixels, got [{string.Join(", ", input)}].");
         return [input[0], h, w];
     }
+}
+
+/// <summary>Dropout while training (masks from <see cref="Training.TrainingRandom"/>), the identity in eval mode.</summary>
+internal sealed class DropoutModule : nn.Module<Tensor, Tensor>
+{
+    private readonly double _rate;
+    public DropoutModule(double rate) : base("Dropout") { _rate = rate; }
+    public override Tensor forward(Tensor input) => training ? Training.TrainingRandom.Dropout(input, _rate) : input.alias();
 }
 
 internal sealed class ReshapeModule : nn.Module<Tensor, Tensor>

@@ -50,7 +50,7 @@ public abstract class DeepTrainerOptions
     /// <summary>Receives progress after every few batches and each epoch's metrics.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
 
-    /// <summary>Cancels training between batches (Fit then throws OperationCanceledException).</summary>
+    /// <summary>Cancels training: checked before every training and validation batch (Fit then throws OperationCanceledException).</summary>
     public CancellationToken CancellationToken { get; set; }
 
     /// <summary>Run at the end of every epoch (save a sample grid, log, stop on a condition).</summary>
@@ -73,11 +73,30 @@ public abstract class DeepTrainerOptions
         Optimizer.Validate();
         if (InputShape is { } shape && (shape.Length == 0 || shape.Any(d => d <= 0)))
             throw new ArgumentException($"InputShape [{string.Join(", ", shape)}] must have positive sizes.", nameof(InputShape));
-        if (EarlyStopping is { Patience: < 0 }) throw new ArgumentOutOfRangeException(nameof(EarlyStopping), "EarlyStopping.Patience must be >= 0.");
+        EarlyStopping?.Validate();
+        LearningRateSchedule?.Validate();
+        if (MaxStagedBytes < 0) throw new ArgumentOutOfRangeException(nameof(MaxStagedBytes), MaxStagedBytes, "MaxStagedBytes must be >= 0.");
+        if (Callbacks is null || Callbacks.Any(c => c is null)) throw new ArgumentNullException(nameof(Callbacks), "Callbacks must be a list of callbacks, without nulls.");
+    }
+
+    /// <summary>
+    /// A shallow copy: the same network, optimizer, schedule, validation data and callbacks, in a new options object
+    /// with its own <see cref="Callbacks"/> list and <see cref="InputShape"/> array, so that changing one leaves the other as it was.
+    /// </summary>
+    public virtual DeepTrainerOptions Clone()
+    {
+        var copy = (DeepTrainerOptions)MemberwiseClone();
+        copy.Callbacks = Callbacks is null ? new List<ITrainingCallback>() : new List<ITrainingCallback>(Callbacks);
+        copy.InputShape = InputShape?.ToArray();
+        return copy;
     }
 }
 
-/// <summary>Changes a batch of training inputs [batch, ...sample shape] on the training device (augmentation, corruption).</summary>
+/// <summary>
+/// Changes a batch of training inputs [batch, ...sample shape] on the training device (augmentation, corruption).
+/// The generator is the run's seeded generator on the CPU: draw there and move the numbers to the batch's device
+/// (<see cref="TrainingRandom.Uniform"/>, <see cref="TrainingRandom.Normal"/>), so a seed gives the same batches on every device.
+/// </summary>
 public interface IBatchTransform
 {
     TorchSharp.torch.Tensor Apply(TorchSharp.torch.Tensor batch, TorchSharp.torch.Generator generator);

@@ -5,6 +5,17 @@ public abstract record LearningRateSchedule
 {
     /// <summary>A scheduler for one training run, starting from <paramref name="baseRate"/>.</summary>
     public abstract ILearningRateScheduler Start(double baseRate);
+
+    /// <summary>Checks the schedule's parameters (when the options are validated, before any data is read); throws naming the one out of range.</summary>
+    public virtual void Validate() { }
+
+    /// <summary>Throws unless <paramref name="value"/> is finite and within [<paramref name="min"/>, <paramref name="max"/>] (ends excluded when asked).</summary>
+    private protected void Require(double value, string name, double min, double max, bool excludeMin = false, bool excludeMax = false, string? range = null)
+    {
+        bool inside = double.IsFinite(value) && (excludeMin ? value > min : value >= min) && (excludeMax ? value < max : value <= max);
+        if (!inside)
+            throw new ArgumentOutOfRangeException(name, value, $"{GetType().Name}.{name} must be {range ?? $"a finite number >= {min}"}, got {value}.");
+    }
 }
 
 /// <summary>One training run's learning rate: asked once after each epoch for the next epoch's rate.</summary>
@@ -19,15 +30,27 @@ public sealed record StepDecay(int StepSize = 10, double Gamma = 0.1) : Learning
 {
     public override ILearningRateScheduler Start(double baseRate)
     {
-        if (StepSize <= 0) throw new ArgumentOutOfRangeException(nameof(StepSize), StepSize, "StepDecay.StepSize must be positive.");
+        Validate();
         return new Fn(epoch => baseRate * Math.Pow(Gamma, epoch / StepSize));
+    }
+
+    public override void Validate()
+    {
+        if (StepSize <= 0) throw new ArgumentOutOfRangeException(nameof(StepSize), StepSize, "StepDecay.StepSize must be positive.");
+        Require(Gamma, nameof(Gamma), 0, double.MaxValue, excludeMin: true, range: "a finite number > 0");
     }
 }
 
 /// <summary>Multiplies the rate by <paramref name="Gamma"/> every epoch.</summary>
 public sealed record ExponentialDecay(double Gamma = 0.95) : LearningRateSchedule
 {
-    public override ILearningRateScheduler Start(double baseRate) => new Fn(epoch => baseRate * Math.Pow(Gamma, epoch));
+    public override ILearningRateScheduler Start(double baseRate)
+    {
+        Validate();
+        return new Fn(epoch => baseRate * Math.Pow(Gamma, epoch));
+    }
+
+    public override void Validate() => Require(Gamma, nameof(Gamma), 0, double.MaxValue, excludeMin: true, range: "a finite number > 0");
 }
 
 /// <summary>Cosine annealing from the base rate down to <paramref name="MinRate"/> over <paramref name="Epochs"/> epochs (0: the whole run).</summary>
@@ -36,8 +59,15 @@ public sealed record CosineAnnealing(int Epochs = 0, double MinRate = 0) : Learn
     internal int RunEpochs { get; init; }
     public override ILearningRateScheduler Start(double baseRate)
     {
+        Validate();
         int period = Epochs > 0 ? Epochs : Math.Max(RunEpochs, 1);
         return new Fn(epoch => MinRate + (baseRate - MinRate) * (1 + Math.Cos(Math.PI * Math.Min(epoch, period) / period)) / 2);
+    }
+
+    public override void Validate()
+    {
+        if (Epochs < 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "CosineAnnealing.Epochs must be >= 0 (0: the whole run).");
+        Require(MinRate, nameof(MinRate), 0, double.MaxValue);
     }
 }
 
@@ -46,8 +76,16 @@ public sealed record ReduceOnPlateau(double Factor = 0.1, int Patience = 2, doub
 {
     public override ILearningRateScheduler Start(double baseRate)
     {
-        if (Factor is <= 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(Factor), Factor, "ReduceOnPlateau.Factor must be in (0, 1).");
+        Validate();
         return new Plateau(this, baseRate);
+    }
+
+    public override void Validate()
+    {
+        Require(Factor, nameof(Factor), 0, 1, excludeMin: true, excludeMax: true, range: "in (0, 1)");
+        if (Patience < 0) throw new ArgumentOutOfRangeException(nameof(Patience), Patience, "ReduceOnPlateau.Patience must be >= 0.");
+        Require(MinDelta, nameof(MinDelta), 0, double.MaxValue);
+        Require(MinRate, nameof(MinRate), 0, double.MaxValue);
     }
 
     private sealed class Plateau(ReduceOnPlateau spec, double rate) : ILearningRateScheduler

@@ -47,7 +47,7 @@ public sealed class SupervisedStep : TrainingStep
 
     public override IReadOnlyDictionary<string, Tensor> TrainBatch(Batch batch, StepContext context)
     {
-        var x = _inputTransform is { } transform ? transform.Apply(batch.Inputs, context.DeviceGenerator) : batch.Inputs;
+        var x = _inputTransform is { } transform ? transform.Apply(batch.Inputs, context.Generator) : batch.Inputs;
         Optimizer.zero_grad();
         var (loss, correct) = _objective.Step(_model, x, batch.Targets);
         loss.backward();

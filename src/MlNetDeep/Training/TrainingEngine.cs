@@ -8,18 +8,20 @@ namespace MlNetDeep.Training;
 /// </summary>
 public static class TrainingEngine
 {
+    /// <param name="random">The generator the model draws from while it trains (dropout, a VAE's noise); see <see cref="TrainingLoop.Run"/>.</param>
     public static TrainingHistory Fit(nn.Module model, TrainingObjective objective, TensorData train, TensorData? validation,
-        DeepTrainerOptions options, Device device, int seed)
+        DeepTrainerOptions options, Device device, int seed, Generator? random = null)
     {
         using var step = new SupervisedStep(model, objective, options.Optimizer, options.TrainingInputTransform);
-        return TrainingLoop.Run(step, train, validation, LoopSettings.From(options), device, seed);
+        return TrainingLoop.Run(step, train, validation, LoopSettings.From(options), device, seed, random);
     }
 
     /// <summary>Mean loss (and accuracy, for classification) of a model on data, in eval mode without gradients.</summary>
-    public static (double Loss, double? Accuracy) Evaluate(nn.Module model, TrainingObjective objective, TensorData data, int batchSize)
+    public static (double Loss, double? Accuracy) Evaluate(nn.Module model, TrainingObjective objective, TensorData data, int batchSize,
+        CancellationToken cancellationToken = default)
     {
         using var step = new SupervisedStep(model, objective, optimizer: null);
-        var metrics = TrainingLoop.Evaluate(step, data, batchSize);
+        var metrics = TrainingLoop.Evaluate(step, data, batchSize, cancellationToken);
         return (metrics[SupervisedStep.Loss], metrics.TryGetValue(SupervisedStep.Accuracy, out var accuracy) ? accuracy : null);
     }
 }

@@ -45,13 +45,32 @@ public sealed class TrainingHistory
     /// <summary>One metric over the epochs (NaN where an epoch lacks it).</summary>
     public IReadOnlyList<double> Values(string name) => _epochs.Select(e => e.Get(name) ?? double.NaN).ToList();
 
-    /// <summary>The epoch whose weights the model kept (the best monitored metric when early stopping restored them).</summary>
+    /// <summary>
+    /// 0-based epoch with the best monitored metric (<see cref="EarlyStopping.Monitor"/>; by default <c>val_loss</c>
+    /// with validation data, else <c>loss</c>); -1 when no epoch reported a comparable value.
+    /// </summary>
     public int BestEpoch { get; internal set; } = -1;
 
-    /// <summary>True when early stopping (or a callback) ended the run before the last epoch.</summary>
+    /// <summary>
+    /// 0-based epoch whose weights the model holds: <see cref="BestEpoch"/> when early stopping restored the best
+    /// weights (<see cref="RestoredBestWeights"/>), otherwise the last epoch trained.
+    /// </summary>
+    public int WeightsEpoch { get; internal set; } = -1;
+
+    /// <summary>True when the best epoch's weights were restored at the end (<see cref="EarlyStopping.RestoreBestWeights"/>).</summary>
+    public bool RestoredBestWeights { get; internal set; }
+
+    /// <summary>
+    /// True when a training metric became NaN or infinite and the run stopped there with the best weights restored
+    /// (only with early stopping that restores them; otherwise divergence is an error). The diverged epoch is the last
+    /// one in <see cref="Epochs"/>.
+    /// </summary>
+    public bool Diverged { get; internal set; }
+
+    /// <summary>True when early stopping or a callback ended the run before the last epoch, or when it diverged (<see cref="Diverged"/>).</summary>
     public bool StoppedEarly { get; internal set; }
 
-    /// <summary>Why the run ended before its last epoch, when it did.</summary>
+    /// <summary>Why the run stopped early, when it did (naming the epoch whose weights were kept).</summary>
     public string? StopReason { get; internal set; }
 
     /// <summary>Training samples per second over all epochs (forward, backward and update; validation excluded).</summary>
@@ -83,8 +102,21 @@ public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batc
 }
 
 /// <summary>
-/// Stops training when the monitored metric has not improved by <paramref name="MinDelta"/> for <paramref name="Patience"/>
-/// epochs; restores the best weights. <paramref name="Monitor"/> names the metric (default: <c>val_loss</c> with
-/// validation data, else <c>loss</c>); <paramref name="Maximize"/> for metrics where higher is better (accuracy).
+/// Stops training when the monitored metric has not improved by more than <paramref name="MinDelta"/> for
+/// <paramref name="Patience"/> epochs in a row (training ends after the Patience-th such epoch; 0 stops at the first),
+/// and restores the best epoch's weights (also when a training metric diverges to NaN or infinity).
+/// <paramref name="Monitor"/> names the metric (default: <c>val_loss</c> with validation data, else <c>loss</c>);
+/// <paramref name="Maximize"/> for metrics where higher is better (accuracy).
 /// </summary>
-public sealed record EarlyStopping(int Patience = 3, double MinDelta = 0, bool RestoreBestWeights = true, string? Monitor = null, bool Maximize = false);
+public sealed record EarlyStopping(int Patience = 3, double MinDelta = 0, bool RestoreBestWeights = true, string? Monitor = null, bool Maximize = false)
+{
+    /// <summary>Checks the settings; throws naming the one that is out of range.</summary>
+    public void Validate()
+    {
+        if (Patience < 0) throw new ArgumentOutOfRangeException(nameof(Patience), Patience, "EarlyStopping.Patience must be >= 0.");
+        if (!(MinDelta >= 0) || double.IsInfinity(MinDelta))
+            throw new ArgumentOutOfRangeException(nameof(MinDelta), MinDelta, "EarlyStopping.MinDelta must be a finite number >= 0.");
+        if (Monitor is not null && string.IsNullOrWhiteSpace(Monitor))
+            throw new ArgumentException("EarlyStopping.Monitor must be null (the default metric) or a metric name such as 'val_loss'.", nameof(Monitor));
+    }
+}

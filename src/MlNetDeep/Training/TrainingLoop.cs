@@ -33,33 +33,37 @@ public sealed record LoopSettings
         if (Epochs <= 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be at least 1.");
         if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
         if (ValidationBatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(ValidationBatchSize), ValidationBatchSize, "The validation batch size must be at least 1.");
-        if (EarlyStopping is { Patience: < 0 }) throw new ArgumentOutOfRangeException(nameof(EarlyStopping), "EarlyStopping.Patience must be >= 0.");
+        EarlyStopping?.Validate();
+        LearningRateSchedule?.Validate();
     }
 }
 
 /// <summary>
 /// The one training loop every family uses. It asks a <see cref="TrainingStep"/> to train on each batch of an
 /// <see cref="ITrainingData"/> and owns the rest: epochs, the learning-rate schedule, validation, early stopping on a
-/// named metric with the best weights restored, callbacks, the history of named metrics, progress, cancellation, the
-/// seeded generator and the device.
+/// named metric with the best weights restored (also when training diverges), callbacks, the history of named metrics,
+/// progress, cancellation (before every training and validation batch), the seeded generators and the device.
 /// </summary>
 public static class TrainingLoop
 {
     /// <summary>Prefix of validation metrics: <c>loss</c> on validation data is <c>val_loss</c>.</summary>
     public const string ValidationPrefix = "val_";
 
-    public static TrainingHistory Run(TrainingStep step, ITrainingData train, ITrainingData? validation, LoopSettings settings, Device device, int seed)
+    /// <param name="random">
+    /// The generator the modules draw from while they train (dropout masks, a VAE's noise), made current through
+    /// <see cref="TrainingRandom"/> for the run; null makes one from <paramref name="seed"/>. The caller keeps ownership.
+    /// </param>
+    public static TrainingHistory Run(TrainingStep step, ITrainingData train, ITrainingData? validation, LoopSettings settings, Device device, int seed,
+        Generator? random = null)
     {
         ArgumentNullException.ThrowIfNull(step);
         ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(settings);
         settings.Validate();
         if (train.Count == 0) throw new InvalidOperationException("The training data has no rows.");
         step.CheckData(train);
         if (validation is not null) step.CheckData(validation);
         var history = new TrainingHistory();
-        var generator = new Generator((ulong)(uint)seed, device: CPU);
-        var deviceGenerator = device.type == DeviceType.CPU ? generator : new Generator((ulong)(uint)seed, device: device);
-        var context = new StepContext(device, generator, settings.Epochs) { DeviceGenerator = deviceGenerator };
         using var onDevice = train is TensorData t && t.StagesOn(device, settings.MaxStagedBytes) && !TensorData.SameDevice(t.Inputs.device, device) ? t.To(device) : null;
         var data = (ITrainingData?)onDevice ?? train;
         using var validationOnDevice = validation is TensorData v ? v.To(device) : null;
@@ -74,12 +78,17 @@ public static class TrainingLoop
         bool maximize = stopping?.Maximize ?? false;
 
         Dictionary<string, Tensor>? bestWeights = null;
+        int bestWeightsEpoch = -1;
         double best = maximize ? double.NegativeInfinity : double.PositiveInfinity;
         int epochsWithoutImprovement = 0;
         long n = data.Count;
         double trainingSeconds = 0;
         long samplesSeen = 0;
 
+        var generator = new Generator((ulong)(uint)seed, device: CPU);
+        var moduleRandom = random ?? new Generator(ModuleSeed(seed), CPU);
+        var ambient = TrainingRandom.Use(moduleRandom);
+        var context = new StepContext(device, generator, settings.Epochs);
         try
         {
             for (int epoch = 0; epoch < settings.Epochs; epoch++)
@@ -119,12 +128,23 @@ public static class TrainingLoop
                 clock.Stop();
                 trainingSeconds += clock.Elapsed.TotalSeconds;
                 samplesSeen += n;
-                foreach (var (name, value) in values)
-                    if (!double.IsFinite(value))
-                        throw new InvalidOperationException($"Training diverged: the {name} became {value} in epoch {epoch + 1}. Lower the learning rate or normalise the features.");
+
+                var divergence = values.FirstOrDefault(kv => !double.IsFinite(kv.Value));
+                if (divergence.Key is not null)
+                {
+                    string what = $"Training diverged: the {divergence.Key} became {divergence.Value} in epoch {epoch + 1}.";
+                    if (bestWeights is null)
+                        throw new InvalidOperationException($"{what} Lower the learning rate or normalise the features " +
+                            "(with EarlyStopping, whose RestoreBestWeights is on by default, training stops here and keeps the best epoch's weights).");
+                    history.Add(new EpochMetrics(epoch, values, learningRate, clock.Elapsed, n / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+                    history.Diverged = true;
+                    history.StoppedEarly = true;
+                    history.StopReason = $"{what} The weights of epoch {bestWeightsEpoch + 1} ({monitor} {best:G5}) were restored.";
+                    break;
+                }
 
                 if (validationData is not null)
-                    foreach (var (name, value) in Evaluate(step, validationData, settings.ValidationBatchSize))
+                    foreach (var (name, value) in Evaluate(step, validationData, settings.ValidationBatchSize, settings.CancellationToken))
                         values[ValidationPrefix + name] = value;
                 var metrics = new EpochMetrics(epoch, values, learningRate, clock.Elapsed, n / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
                 history.Add(metrics);
@@ -137,48 +157,64 @@ public static class TrainingLoop
                     monitored = double.NaN;
                 }
                 double delta = stopping?.MinDelta ?? 0;
-                bool improved = maximize ? monitored > best + delta : monitored < best - delta;
-                if (improved)
+                string? stopReason = null;
+                if (maximize ? monitored > best + delta : monitored < best - delta)
                 {
                     best = monitored;
                     history.BestEpoch = epoch;
                     epochsWithoutImprovement = 0;
-                    if (stopping is { RestoreBestWeights: true }) bestWeights = Snapshot(step, bestWeights);
+                    if (stopping is { RestoreBestWeights: true })
+                    {
+                        bestWeights = Snapshot(step, bestWeights);
+                        bestWeightsEpoch = epoch;
+                    }
                 }
-                else if (stopping is not null && ++epochsWithoutImprovement > stopping.Patience)
+                else if (stopping is not null && ++epochsWithoutImprovement >= stopping.Patience && epoch < settings.Epochs - 1)
                 {
-                    history.StoppedEarly = epoch < settings.Epochs - 1;
-                    if (history.StoppedEarly) history.StopReason = $"early stopping: {monitor} did not improve for {epochsWithoutImprovement} epochs";
-                    break;
+                    stopReason = $"early stopping: {monitor} did not improve for {epochsWithoutImprovement} epoch{(epochsWithoutImprovement == 1 ? "" : "s")}" +
+                        (history.BestEpoch >= 0 ? $" after its best, {best:G5} in epoch {history.BestEpoch + 1}" : "");
                 }
 
                 var end = new EpochEnd(metrics, history, step);
                 foreach (var callback in settings.Callbacks) callback.OnEpochEnd(end);
-                if (end.StopTraining)
+                if (stopReason is null && end.StopTraining && epoch < settings.Epochs - 1) stopReason = end.StopReason;
+                if (stopReason is not null)
                 {
-                    history.StoppedEarly = epoch < settings.Epochs - 1;
-                    history.StopReason = end.StopReason;
+                    history.StoppedEarly = true;
+                    history.StopReason = stopReason;
                     break;
                 }
                 if (schedule is not null) learningRate = schedule.Next(epoch + 1, monitored);
             }
 
-            if (bestWeights is not null) Restore(step, bestWeights);
-            else history.BestEpoch = history.Epochs.Count - 1;
+            if (bestWeights is not null)
+            {
+                Restore(step, bestWeights);
+                history.WeightsEpoch = bestWeightsEpoch;
+                history.RestoredBestWeights = true;
+            }
+            else history.WeightsEpoch = history.Epochs.Count - 1;
         }
         finally
         {
+            ambient.Dispose();
             if (bestWeights is not null) foreach (var tensor in bestWeights.Values) tensor.Dispose();
             generator.Dispose();
-            if (!ReferenceEquals(generator, deviceGenerator)) deviceGenerator.Dispose();
+            if (random is null) moduleRandom.Dispose();
         }
         foreach (var module in step.Modules) module.eval();
         history.SamplesPerSecond = samplesSeen / Math.Max(trainingSeconds, 1e-9);
         return history;
     }
 
-    /// <summary>The step's metrics on <paramref name="data"/> (means over its samples), in eval mode without gradients.</summary>
-    public static Dictionary<string, double> Evaluate(TrainingStep step, ITrainingData data, int batchSize)
+    /// <summary>The seed of the modules' generator when the caller gives none: apart from the shuffling generator's stream.</summary>
+    private static ulong ModuleSeed(int seed) => (ulong)(uint)seed ^ 0x9E3779B97F4A7C15UL;
+
+    /// <summary>
+    /// The step's metrics on <paramref name="data"/> (means over its samples), in eval mode without gradients.
+    /// <paramref name="cancellationToken"/> is checked before every batch.
+    /// </summary>
+    public static Dictionary<string, double> Evaluate(TrainingStep step, ITrainingData data, int batchSize, CancellationToken cancellationToken = default)
     {
         foreach (var module in step.Modules) module.eval();
         using var noGrad = no_grad();
@@ -186,6 +222,7 @@ public static class TrainingLoop
         using var batches = data.Epoch(batchSize, shuffle: false, generator: null, device: DeviceOf(data));
         for (int b = 0; b < batches.Count; b++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             var batch = batches.Get(b);
             foreach (var (name, value) in step.EvaluateBatch(batch))

@@ -16,11 +16,12 @@ public sealed class StepContext
     /// <summary>The device the step's modules live on.</summary>
     public Device Device { get; }
 
-    /// <summary>The training run's seeded generator (on the CPU; draw there and move, which works on every device).</summary>
+    /// <summary>
+    /// The training run's seeded generator, on the CPU: draw there and move the numbers to <see cref="Device"/>
+    /// (<see cref="TrainingRandom.Normal"/>, <see cref="TrainingRandom.Uniform"/>), which works on every device and gives
+    /// every device the same numbers for a seed.
+    /// </summary>
     public Generator Generator { get; }
-
-    /// <summary>The generator for draws made directly on <see cref="Device"/>: the same one on the CPU.</summary>
-    public Generator DeviceGenerator { get; init; } = null!;
 
     /// <summary>0-based epoch being trained.</summary>
     public int Epoch { get; internal set; }

@@ -47,7 +47,8 @@ internal sealed class ReconstructionObjective(ReconstructionLoss loss, string co
 
 /// <summary>
 /// A VAE's loss per sample: reconstruction (summed over the values) + beta * KL(q(z|x) || N(0, I)), averaged over the
-/// batch; with beta = 1 it is the negative ELBO. The noise of the reparameterisation comes from torch's seeded generator.
+/// batch; with beta = 1 it is the negative ELBO. The noise of the reparameterisation comes from the training run's own
+/// generator (<see cref="TrainingRandom"/>).
 /// </summary>
 internal sealed class VariationalObjective(ReconstructionLoss loss, double beta, string columnName) : TrainingObjective
 {
@@ -56,7 +57,7 @@ internal sealed class VariationalObjective(ReconstructionLoss loss, double beta,
     public override (Tensor Loss, Tensor? Correct) Step(nn.Module model, Tensor inputs, Tensor? targets)
     {
         var vae = (VariationalAutoencoderModule)model;
-        var (reconstruction, kl) = Terms(vae, inputs, targets ?? inputs, m => randn_like(m), loss, columnName, checkRange: false);
+        var (reconstruction, kl) = Terms(vae, inputs, targets ?? inputs, TrainingRandom.NormalLike, loss, columnName, checkRange: false);
         return ((reconstruction + kl * beta).mean(), null);
     }
 

@@ -6,7 +6,9 @@ namespace MlNetDeep.Models.Autoencoders;
 
 /// <summary>
 /// Corrupts a batch of inputs for a denoising autoencoder (the clean input stays the target). Applied only to
-/// training batches, with the training engine's seeded generator; never when scoring. Never changes the batch in place.
+/// training batches, with the training run's seeded generator; never when scoring. Never changes the batch in place.
+/// The random numbers are drawn where the generator lives (the CPU) and moved to the batch's device, so a seed gives
+/// the same corrupted batches on every device.
 /// </summary>
 public abstract record InputCorruption : IBatchTransform
 {
@@ -38,7 +40,7 @@ public sealed record GaussianCorruption(double StdDev, bool Clip = true) : Input
     public override Tensor Apply(Tensor batch, Generator generator)
     {
         if (StdDev < 0 || !double.IsFinite(StdDev)) throw new ArgumentOutOfRangeException(nameof(StdDev), StdDev, "The noise's standard deviation must be >= 0.");
-        var noisy = batch + randn(batch.shape, batch.dtype, batch.device, generator: generator) * StdDev;
+        var noisy = batch + TrainingRandom.Normal(batch.shape, batch.dtype, generator, batch.device) * StdDev;
         return Clip ? noisy.clamp(0, 1) : noisy;
     }
 
@@ -51,8 +53,8 @@ public sealed record SaltAndPepperCorruption(double Fraction) : InputCorruption
     public override Tensor Apply(Tensor batch, Generator generator)
     {
         if (Fraction is < 0 or > 1 || double.IsNaN(Fraction)) throw new ArgumentOutOfRangeException(nameof(Fraction), Fraction, "The fraction must be in [0, 1].");
-        var u = rand(batch.shape, batch.dtype, batch.device, generator: generator);
-        return batch.masked_fill(u < Fraction / 2, 0).masked_fill((u >= Fraction / 2).logical_and(u < Fraction), 1);
+        var u = TrainingRandom.Uniform(batch.shape, batch.dtype, generator, batch.device);
+        return batch.masked_fill(u < Fraction, 1).masked_fill(u < Fraction / 2, 0);
     }
 
     public override string Describe() => $"salt-and-pepper noise on {Fraction:P0} of the values";
@@ -64,7 +66,7 @@ public sealed record MaskingCorruption(double Fraction) : InputCorruption
     public override Tensor Apply(Tensor batch, Generator generator)
     {
         if (Fraction is < 0 or > 1 || double.IsNaN(Fraction)) throw new ArgumentOutOfRangeException(nameof(Fraction), Fraction, "The fraction must be in [0, 1].");
-        var u = rand(batch.shape, batch.dtype, batch.device, generator: generator);
+        var u = TrainingRandom.Uniform(batch.shape, batch.dtype, generator, batch.device);
         return batch.masked_fill(u < Fraction, 0);
     }
 

@@ -21,6 +21,7 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
     where TOptions : DeepTrainerOptions
     where TTransformer : DeepTransformer
 {
+    /// <summary>Keeps <paramref name="options"/> (not a copy) and checks them; <see cref="Fit"/> checks them again.</summary>
     protected DeepEstimator(IHostEnvironment env, TOptions options)
     {
         Environment = env ?? throw new ArgumentNullException(nameof(env));
@@ -56,8 +57,15 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
         return SchemaShapes.Extend(inputSchema, OutputShapes(inputSchema));
     }
 
+    /// <summary>
+    /// Checks the options (again: they may have changed since the estimator was made) and the schema, reads the data,
+    /// trains and returns the transformer. <see cref="DeepTrainerOptions.ValidationData"/> given as rows shaped like the
+    /// pipeline's input goes through the pipeline's fitted upstream transforms first, as the training rows did.
+    /// </summary>
     public TTransformer Fit(IDataView input)
     {
+        ArgumentNullException.ThrowIfNull(input);
+        Options.Validate();
         TorchRuntime.EnsureLoaded();
         var schema = input.Schema;
         var featureColumn = ColumnChecks.Find(schema, Options.FeatureColumnName, "feature");
@@ -77,6 +85,7 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
         var device = HostEnvironments.Device(Environment);
 
         var loaded = DataViewTensors.Load(input, Options.FeatureColumnName, featureSize, task.LabelColumnName, task.LabelKind, task.ClassCount);
+        DataViewTensors.ReportSkipped(Environment, Name, loaded, "training data");
         using var all = loaded.ToTensorData(inputShape);
         TensorData train = all;
         TensorData? validation = null;
@@ -85,25 +94,22 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
             if (Options.ValidationFraction > 0)
                 (train, validation) = DataViewTensors.Split(all, Options.ValidationFraction, seed);
             else if (Options.ValidationData is { } validationData)
-            {
-                var v = ColumnChecks.Find(validationData.Schema, Options.FeatureColumnName, "validation feature");
-                if (ColumnChecks.RequireFloatFeatures(v) != featureSize)
-                    throw new ArgumentException($"ValidationData's column '{Options.FeatureColumnName}' has {v.Size} values per row, the training data {featureSize}.");
-                var validationSetup = Setup(validationData.Schema);
-                validation = DataViewTensors.Load(validationData, Options.FeatureColumnName, featureSize, validationSetup.LabelColumnName, task.LabelKind, task.ClassCount).ToTensorData(inputShape);
-            }
+                validation = LoadValidation(validationData, input, featureSize, inputShape, task);
 
-            var module = TorchRuntime.Seeded(seed, () => BuildModule(network, inputShape));
-            try
+            var (module, random) = TorchRuntime.SeededWithRandom(seed, () => BuildModule(network, inputShape));
+            using (random)
             {
-                module.to(device);
-                var history = TrainingEngine.Fit(module, task.Objective, train, validation, Options, device, seed);
-                return CreateTransformer(module, network, inputShape, device, task, schema, history);
-            }
-            catch
-            {
-                module.Dispose();
-                throw;
+                try
+                {
+                    module.to(device);
+                    var history = TrainingEngine.Fit(module, task.Objective, train, validation, Options, device, seed, random);
+                    return CreateTransformer(module, network, inputShape, device, task, schema, history);
+                }
+                catch
+                {
+                    module.Dispose();
+                    throw;
+                }
             }
         }
         finally
@@ -111,5 +117,18 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
             if (!ReferenceEquals(train, all)) train.Dispose();
             validation?.Dispose();
         }
+    }
+
+    /// <summary>The validation rows as tensors, in the training input's form (<see cref="UpstreamTransforms.Align"/>).</summary>
+    private TensorData LoadValidation(IDataView validationData, IDataView input, int featureSize, int[] inputShape, TaskSetup task)
+    {
+        var aligned = UpstreamTransforms.Align(Environment, validationData, input, Options.FeatureColumnName);
+        var v = ColumnChecks.Find(aligned.Schema, Options.FeatureColumnName, "validation feature");
+        if (ColumnChecks.RequireFloatFeatures(v, "validation feature") != featureSize)
+            throw new ArgumentException($"ValidationData's column '{Options.FeatureColumnName}' has {v.Size} values per row, the training data {featureSize}.", "ValidationData");
+        var validationSetup = Setup(aligned.Schema);
+        var loaded = DataViewTensors.Load(aligned, Options.FeatureColumnName, featureSize, validationSetup.LabelColumnName, task.LabelKind, task.ClassCount);
+        DataViewTensors.ReportSkipped(Environment, Name, loaded, "validation data");
+        return loaded.ToTensorData(inputShape);
     }
 }

@@ -58,19 +58,21 @@ public sealed class GanEstimator : IEstimator<GeneratorTransformer>
 
         var loaded = DataViewTensors.Load(input, Options.FeatureColumnName, size, Options.LabelColumnName,
             classes > 0 ? LabelKind.ClassIndex : LabelKind.None, classes);
+        DataViewTensors.ReportSkipped(_env, "GenerativeAdversarialNetwork", loaded, "training data");
         using var data = loaded.ToTensorData(imageShape);
-        var module = TorchRuntime.Seeded(seed, () =>
+        var (module, random) = TorchRuntime.SeededWithRandom(seed, () =>
         {
             var gan = new GanModule(generatorSpec, discriminatorSpec, imageShape, Options.LatentSize, classes, Options.LabelEmbeddingSize, Options.MinibatchStdDev);
             if (Options.DcganInitialisation ?? Options.Kind == GanKind.Dcgan) gan.InitialiseAsDcgan();
             return gan;
         });
+        using var randomScope = random;
         try
         {
             module.to(device);
             TrainingHistory history;
             using (var step = new GanStep(module, Options))
-                history = TrainingLoop.Run(step, data, null, LoopSettings.From(Options), device, seed);
+                history = TrainingLoop.Run(step, data, null, LoopSettings.From(Options), device, seed, random);
             return new GeneratorTransformer(module, generatorSpec, discriminatorSpec, Options.NoiseColumnName, Options.OutputColumnName,
                 Options.LabelEmbeddingSize, device, Options.ScoringBatchSize) { History = history };
         }

@@ -48,13 +48,13 @@ internal sealed class GanStep : TrainingStep
 
     /// <summary>Noise for <paramref name="rows"/> samples, drawn on the CPU from the run's generator and moved (works on every device).</summary>
     private Tensor Noise(long rows, Generator generator, Device device) =>
-        randn([rows, _gan.LatentSize], generator: generator).to(device);
+        TrainingRandom.Normal([rows, _gan.LatentSize], ScalarType.Float32, generator, device);
 
     private Tensor WithInstanceNoise(Tensor images, StepContext context)
     {
         if (_options.InstanceNoise <= 0) return images;
         double std = _options.InstanceNoise * (1 - (double)context.Epoch / context.Epochs);
-        return images + randn(images.shape, generator: context.Generator).to(images.device) * std;
+        return images + TrainingRandom.Normal(images.shape, images.dtype, context.Generator, images.device) * std;
     }
 
     public override IReadOnlyDictionary<string, Tensor> TrainBatch(Batch batch, StepContext context)
