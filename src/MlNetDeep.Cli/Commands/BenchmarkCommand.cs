@@ -32,6 +32,7 @@ internal static class BenchmarkCommand
         command.Subcommands.Add(GanBenchmark.Create());
         command.Subcommands.Add(BinaryBenchmark.Create());
         command.Subcommands.Add(ImageFolderCommands.Benchmark());
+        command.Subcommands.Add(MemoryBenchmark.Create());
         command.SetAction(result =>
         {
             var ml = common.CreateContext(result);
