@@ -184,10 +184,10 @@ public class ConcurrencyTests
 
     // ---- Loading and fitting at once ----------------------------------------------------------------------------------
 
-    /// <summary>One saved model of every family, in files of a folder of their own.</summary>
+    /// <summary>One saved model of every family, in a folder next to the tests (each run replaces them).</summary>
     private static readonly Lazy<string[]> SavedFamilies = new(() =>
     {
-        var folder = Path.Combine(Path.GetTempPath(), "mlnetdeep-concurrency-" + Guid.NewGuid().ToString("N"));
+        var folder = Path.Combine(AppContext.BaseDirectory, "concurrency-models");
         Directory.CreateDirectory(folder);
         return TinyFamilies.Estimators.Select((e, i) =>
         {
