@@ -34,6 +34,7 @@ internal static class BenchmarkCommand
         command.Subcommands.Add(ImageFolderCommands.Benchmark());
         command.Subcommands.Add(ServingBenchmark.Create());
         command.Subcommands.Add(ScoringBenchmark.Create());
+        command.Subcommands.Add(MemoryBenchmark.Create());
         command.SetAction(result =>
         {
             int n = OptionChecks.AtLeast(result.GetValue(rows), 1, "--rows"), e = OptionChecks.AtLeast(result.GetValue(epochs), 2, "--epochs"),

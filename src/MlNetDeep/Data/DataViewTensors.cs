@@ -7,20 +7,23 @@ using static TorchSharp.torch;
 namespace MlNetDeep.Data;
 
 /// <summary>
-/// Reads a float feature column row by row into flat float arrays through one reused VBuffer, checking that every
-/// value is finite. Used for training (whole data), scoring (batches) and single-row prediction alike.
+/// Reads a float feature column row by row into flat float arrays through one reused VBuffer. Used for training (whole
+/// data), scoring (batches) and single-row prediction alike. With <c>finiteOnly</c> (training) every value must be
+/// finite; scoring passes NaN and infinities on to the network, so such a row gets NaN scores as in ML.NET.
 /// </summary>
 public sealed class FeatureRowReader
 {
     private readonly ValueGetter<VBuffer<float>>? _vectorGetter;
     private readonly ValueGetter<float>? _scalarGetter;
+    private readonly bool _finiteOnly;
     private VBuffer<float> _buffer;
     private float _scalar;
 
-    public FeatureRowReader(DataViewRow row, DataViewSchema.Column column, int size)
+    public FeatureRowReader(DataViewRow row, DataViewSchema.Column column, int size, bool finiteOnly = true)
     {
         Column = column;
         Size = size;
+        _finiteOnly = finiteOnly;
         if (column.Type is VectorDataViewType) _vectorGetter = row.GetGetter<VBuffer<float>>(column);
         else _scalarGetter = row.GetGetter<float>(column);
     }
@@ -43,7 +46,7 @@ public sealed class FeatureRowReader
                 throw new InvalidOperationException($"Column '{Column.Name}' row {row} has {_buffer.Length} values; expected {Size}.");
             _buffer.CopyTo(destination);
         }
-        for (int i = 0; i < destination.Length; i++)
+        for (int i = 0; _finiteOnly && i < destination.Length; i++)
         {
             if (!float.IsFinite(destination[i]))
                 throw new InvalidOperationException($"Column '{Column.Name}' row {row} slot {i} holds {destination[i]}; deep models need finite features. " +

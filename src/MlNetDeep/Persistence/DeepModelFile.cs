@@ -191,7 +191,8 @@ public static class DeepModelFile
     {
         var record = deep.ToRecord();
         var weights = new MemoryStream();
-        Persistence.WeightsFile.Write(deep.Module, weights);
+        if (deep is Models.Common.DeepTransformer transformer) transformer.WriteWeights(weights);
+        else Persistence.WeightsFile.Write(deep.Module, weights);
         var weightBytes = weights.ToArray();
         var recordBytes = JsonSerializer.SerializeToUtf8Bytes(record, new JsonSerializerOptions { WriteIndented = true });
         using (var e = zip.CreateEntry(folder + "/transformer.json").Open()) e.Write(recordBytes);

@@ -30,6 +30,7 @@ public abstract class AutoencoderEstimatorBase<TOptions, TTransformer> : DeepEst
 
     protected override TaskSetup Setup(DataViewSchema schema)
     {
+        Options.CheckColumnNames();
         var features = ColumnChecks.Find(schema, Options.FeatureColumnName, "feature");
         int size = ColumnChecks.RequireFloatFeatures(features);
         return new TaskSetup(null, LabelKind.Inputs, size, 0, Objective);
@@ -45,6 +46,7 @@ public abstract class AutoencoderEstimatorBase<TOptions, TTransformer> : DeepEst
 
     protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
     {
+        Options.CheckColumnNames();
         yield return SchemaShapes.Column(Options.LatentColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
         yield return SchemaShapes.Column(Options.ReconstructionColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
         foreach (var column in ExtraOutputShapes()) yield return column;

@@ -58,9 +58,16 @@ public abstract class AutoencoderOptionsBase : DeepTrainerOptions
         if (LatentSize <= 0) throw new ArgumentOutOfRangeException(nameof(LatentSize), LatentSize, "LatentSize must be at least 1.");
         if (string.IsNullOrWhiteSpace(LatentColumnName)) throw new ArgumentException("LatentColumnName must name a column.", nameof(LatentColumnName));
         if (string.IsNullOrWhiteSpace(ReconstructionColumnName)) throw new ArgumentException("ReconstructionColumnName must name a column.", nameof(ReconstructionColumnName));
-        if (LatentColumnName == ReconstructionColumnName) throw new ArgumentException("LatentColumnName and ReconstructionColumnName must differ.", nameof(ReconstructionColumnName));
         if (!Enum.IsDefined(ReconstructionLoss)) throw new ArgumentOutOfRangeException(nameof(ReconstructionLoss), ReconstructionLoss, "Unknown reconstruction loss.");
+        CheckColumnNames();
     }
+
+    /// <summary>The output columns' names, by option.</summary>
+    private protected virtual IEnumerable<(string Option, string? Name)> OutputColumnNames =>
+        [(nameof(LatentColumnName), LatentColumnName), (nameof(ReconstructionColumnName), ReconstructionColumnName)];
+
+    /// <summary>The outputs' names are distinct and none is the feature column (checked at construction, Fit and GetOutputSchema).</summary>
+    internal void CheckColumnNames() => Common.OutputColumnNames.Check(OutputColumnNames, [(nameof(FeatureColumnName), FeatureColumnName, "feature")]);
 
     /// <summary>The latent code's shape for this encoder (its output, for a plain autoencoder).</summary>
     internal virtual int[] LatentShapeOf(NetworkSpec encoder, int[] inputShape) => encoder.OutputShape(inputShape);
@@ -121,7 +128,10 @@ public sealed class VariationalAutoencoderOptions : AutoencoderOptionsBase
     {
         base.Validate();
         if (Beta < 0 || !double.IsFinite(Beta)) throw new ArgumentOutOfRangeException(nameof(Beta), Beta, "Beta must be a finite number >= 0.");
-        if (SampleColumnName is not null && (string.IsNullOrWhiteSpace(SampleColumnName) || SampleColumnName == LatentColumnName || SampleColumnName == ReconstructionColumnName))
-            throw new ArgumentException("SampleColumnName must be null or a column name different from the latent and reconstruction columns.", nameof(SampleColumnName));
+        if (SampleColumnName is not null && string.IsNullOrWhiteSpace(SampleColumnName))
+            throw new ArgumentException("SampleColumnName must be null or name a column.", nameof(SampleColumnName));
     }
+
+    private protected override IEnumerable<(string Option, string? Name)> OutputColumnNames =>
+        [.. base.OutputColumnNames, (nameof(SampleColumnName), SampleColumnName)];
 }

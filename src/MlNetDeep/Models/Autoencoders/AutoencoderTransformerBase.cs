@@ -11,8 +11,6 @@ namespace MlNetDeep.Models.Autoencoders;
 /// </summary>
 public abstract class AutoencoderTransformerBase : DeepTransformer
 {
-    private readonly object _gate = new();
-
     private protected AutoencoderTransformerBase(nn.Module module, NetworkSpec network, NetworkSpec encoder, NetworkSpec decoder, int[] latentShape,
         string featureColumnName, int[] inputShape, Device device, int scoringBatchSize, string latentColumnName, string reconstructionColumnName)
         : base(module, network, featureColumnName, inputShape, device, scoringBatchSize)
@@ -81,7 +79,7 @@ public abstract class AutoencoderTransformerBase : DeepTransformer
         for (int i = 0; i < rows.Count; i++)
             if (rows[i] is null || rows[i].Length != width) throw new ArgumentException($"Row {i} has {rows[i]?.Length ?? 0} values; expected {width}.", nameof(rows));
         var result = new float[rows.Count][];
-        lock (_gate)
+        return WithModule(_ =>
         {
             for (int start = 0; start < rows.Count; start += ScoringBatchSize)
             {
@@ -94,8 +92,8 @@ public abstract class AutoencoderTransformerBase : DeepTransformer
                 var y = pass(x).reshape(n, -1).to(CPU).contiguous().data<float>().ToArray();
                 for (int i = 0; i < n; i++) result[start + i] = y.AsSpan(i * outputWidth, outputWidth).ToArray();
             }
-        }
-        return result;
+            return result;
+        });
     }
 
     /// <summary>
@@ -107,11 +105,7 @@ public abstract class AutoencoderTransformerBase : DeepTransformer
         var module = Decoder.Build(LatentShape);
         try
         {
-            using (no_grad())
-            {
-                var source = Parts.DecoderModule.state_dict();
-                foreach (var (name, tensor) in module.state_dict()) tensor.copy_(source[name]);
-            }
+            WithModule(_ => CopyWeights(Parts.DecoderModule, module));
             module.to(Device);
             return new DecoderTransformer(module, Decoder, latentColumnName ?? LatentColumnName, LatentShape, Device, ScoringBatchSize,
                 outputColumnName ?? ReconstructionColumnName, FeatureSize);

@@ -112,7 +112,7 @@ public sealed class VariationalAutoencoderTransformer : AutoencoderTransformerBa
         using var generator = new Generator((ulong)(uint)seed);
         double reconstruction = 0, kl = 0;
         long rows = all.Count;
-        lock (Vae)
+        WithModule(_ =>
         {
             using var noGrad = no_grad();
             for (long start = 0; start < rows; start += ScoringBatchSize)
@@ -124,7 +124,8 @@ public sealed class VariationalAutoencoderTransformer : AutoencoderTransformerBa
                 reconstruction += r.sum().to(float64).item<double>();
                 kl += k.sum().to(float64).item<double>();
             }
-        }
+            return true;
+        });
         return new ElboResult(-(reconstruction + kl) / rows, reconstruction / rows, kl / rows, rows);
     }
 

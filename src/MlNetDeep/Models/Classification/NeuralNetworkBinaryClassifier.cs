@@ -29,10 +29,10 @@ public sealed class NeuralNetworkBinaryClassifierOptions() : SupervisedNetworkOp
         base.Validate();
         if (string.IsNullOrWhiteSpace(ProbabilityColumnName)) throw new ArgumentException("ProbabilityColumnName must name a column.", nameof(ProbabilityColumnName));
         if (string.IsNullOrWhiteSpace(PredictedLabelColumnName)) throw new ArgumentException("PredictedLabelColumnName must name a column.", nameof(PredictedLabelColumnName));
-        var names = new[] { ScoreColumnName, ProbabilityColumnName, PredictedLabelColumnName };
-        if (names.Distinct().Count() != names.Length)
-            throw new ArgumentException($"The output columns must have distinct names, but Score, Probability and PredictedLabel are '{string.Join("', '", names)}'.");
     }
+
+    private protected override IEnumerable<(string Option, string? Name)> OutputColumnNames =>
+        [(nameof(ScoreColumnName), ScoreColumnName), (nameof(ProbabilityColumnName), ProbabilityColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName)];
 }
 
 /// <summary>Trains a neural network to predict a Boolean label, with binary cross-entropy on one logit.</summary>
@@ -46,12 +46,14 @@ public sealed class NeuralNetworkBinaryClassifier : DeepEstimator<NeuralNetworkB
 
     protected override TaskSetup Setup(DataViewSchema schema)
     {
+        Options.CheckColumnNames();
         ColumnChecks.RequireBooleanLabel(ColumnChecks.Find(schema, Options.LabelColumnName, "label"));
         return new TaskSetup(Options.LabelColumnName, LabelKind.Boolean, 1, 0, new BinaryCrossEntropyObjective());
     }
 
     protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
     {
+        Options.CheckColumnNames();
         ColumnChecks.RequireBooleanLabel(ColumnChecks.Find(inputSchema, Options.LabelColumnName, "label"));
         return NeuralNetworkBinaryClassificationTransformer.Columns(Options.ScoreColumnName, Options.ProbabilityColumnName, Options.PredictedLabelColumnName)
             .Select(c => c.ToShape());

@@ -23,6 +23,9 @@ public sealed class NeuralNetworkClassifierOptions() : SupervisedNetworkOptions(
         base.Validate();
         if (string.IsNullOrWhiteSpace(PredictedLabelColumnName)) throw new ArgumentException("PredictedLabelColumnName must name a column.", nameof(PredictedLabelColumnName));
     }
+
+    private protected override IEnumerable<(string Option, string? Name)> OutputColumnNames =>
+        [(nameof(ScoreColumnName), ScoreColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName)];
 }
 
 /// <summary>Trains a neural network to classify rows into the label's classes, with cross-entropy.</summary>
@@ -36,6 +39,7 @@ public sealed class NeuralNetworkClassifier : DeepEstimator<NeuralNetworkClassif
 
     protected override TaskSetup Setup(DataViewSchema schema)
     {
+        Options.CheckColumnNames();
         var label = ColumnChecks.Find(schema, Options.LabelColumnName, "label");
         ColumnChecks.RequireKeyLabel(label);
         int classes = ColumnChecks.KeyCount(schema[Options.LabelColumnName]);
@@ -45,6 +49,7 @@ public sealed class NeuralNetworkClassifier : DeepEstimator<NeuralNetworkClassif
 
     protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
     {
+        Options.CheckColumnNames();
         var label = ColumnChecks.Find(inputSchema, Options.LabelColumnName, "label");
         ColumnChecks.RequireKeyLabel(label);
         var labelColumn = inputSchema.Last(c => c.Name == Options.LabelColumnName);

@@ -13,11 +13,18 @@ namespace MlNetDeep.Models.Common;
 /// TorchSharp network from one feature column. Transform is lazy (scored in batches as rows are read); PredictionEngine
 /// works through the row-to-row mapper. Save with <c>mlContext.Model.SaveDeep</c>, not ML.NET's Model.Save.
 /// </summary>
+/// <remarks>
+/// Thread safety: any number of threads may score one transformer at once (Transform, cursors, PredictionEngines,
+/// Encode/Decode); the forward passes run one at a time under a private lock. <see cref="Dispose"/> takes the same lock,
+/// so it waits for the forward pass in progress and then frees the module; every use after it throws
+/// <see cref="ObjectDisposedException"/>.
+/// </remarks>
 public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.ISavedNetwork
 {
     private readonly object _gate = new();
     private readonly nn.Module _module;
-    private bool _disposed;
+    private volatile bool _disposed;
+    private bool _moduleFreed;
 
     protected DeepTransformer(nn.Module module, NetworkSpec network, string featureColumnName, int[] inputShape, Device device, int scoringBatchSize)
     {
@@ -50,8 +57,15 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     /// <summary>The training run's per-epoch metrics (null for a model loaded from a file).</summary>
     public TrainingHistory? History { get; init; }
 
-    /// <summary>The TorchSharp module (in eval mode); for inspection, e.g. of filters.</summary>
-    public nn.Module Module => _module;
+    /// <summary>The TorchSharp module (in eval mode); for inspection, e.g. of filters. Throws <see cref="ObjectDisposedException"/> after Dispose.</summary>
+    public nn.Module Module
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _module;
+        }
+    }
 
     /// <summary>The columns this transformer adds, in order.</summary>
     public abstract IReadOnlyList<OutputColumn> OutputColumns { get; }
@@ -66,33 +80,55 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     public abstract string Kind { get; }
 
     /// <summary>Scores <paramref name="rows"/> rows of <paramref name="features"/> into <paramref name="outputs"/>.</summary>
-    public void Score(float[] features, int rows, float[] outputs)
+    public void Score(float[] features, int rows, float[] outputs) => WithModule(_ =>
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var x = tensor(features.AsSpan(0, rows * FeatureSize).ToArray(), [rows, .. InputShape.Select(d => (long)d)]).to(Device);
+        var y = Forward(x).to(CPU).to(float32).contiguous();
+        if (y.shape.Length != 2 || y.shape[1] != OutputWidth)
+            throw new InvalidOperationException($"The network produced [{string.Join(", ", y.shape)}], expected [{rows}, {OutputWidth}].");
+        y.data<float>().CopyTo(outputs.AsSpan(0, rows * OutputWidth));
+        return true;
+    });
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on the module under the private lock that <see cref="Score"/> and <see cref="Dispose"/> take:
+    /// one use of the module at a time, never one after (or while) it is freed.
+    /// </summary>
+    internal T WithModule<T>(Func<nn.Module, T> work)
+    {
+        ThrowIfDisposed();
         lock (_gate)
         {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var x = tensor(features.AsSpan(0, rows * FeatureSize).ToArray(), [rows, .. InputShape.Select(d => (long)d)]).to(Device);
-            var y = Forward(x).to(CPU).to(float32).contiguous();
-            if (y.shape.Length != 2 || y.shape[1] != OutputWidth)
-                throw new InvalidOperationException($"The network produced [{string.Join(", ", y.shape)}], expected [{rows}, {OutputWidth}].");
-            y.data<float>().CopyTo(outputs.AsSpan(0, rows * OutputWidth));
+            ThrowIfDisposed();
+            return work(_module);
         }
     }
 
-    /// <summary>Runs <paramref name="work"/> on the module under the same private lock as <see cref="Score"/> (one forward at a time).</summary>
-    private protected T UnderModuleLock<T>(Func<T> work)
+    /// <summary>Copies the weights of <paramref name="source"/> into <paramref name="target"/>, which has the same parameter names.</summary>
+    private protected static bool CopyWeights(nn.Module source, nn.Module target)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        lock (_gate) return work();
+        using var noGrad = no_grad();
+        var weights = source.state_dict();
+        foreach (var (name, tensor) in target.state_dict()) tensor.copy_(weights[name]);
+        return true;
+    }
+
+    private protected void ThrowIfDisposed()
+    {
+        if (_disposed)
+            throw new ObjectDisposedException(GetType().Name, $"This {GetType().Name} was disposed: its network is freed and it can no longer score. " +
+                "Dispose a model only after every Transform, cursor and PredictionEngine that uses it has finished.");
     }
 
     public bool IsRowToRowMapper => true;
 
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
+        ThrowIfDisposed();
         CheckInput(inputSchema);
+        OutputColumnNames.Check(OutputColumns.Select((c, i) => ($"output {i + 1}", (string?)c.Name)), [(nameof(FeatureColumnName), FeatureColumnName, "feature")]);
         var builder = new DataViewSchema.Builder();
         builder.AddColumns(inputSchema);
         foreach (var column in OutputColumns)
@@ -126,7 +162,7 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     /// by default the first output column), which ML.NET's <c>ApplyOnnxModel</c> scores without MlNetDeep and
     /// <c>Model.Save</c> stores in a plain ML.NET model file.
     /// </summary>
-    public void SaveAsOnnx(Stream stream, string? outputName = null) => stream.Write(ExportOnnx(outputName ?? OutputColumns[0].Name));
+    public void SaveAsOnnx(Stream stream, string? outputName = null) => stream.Write(WithModule(_ => ExportOnnx(outputName ?? OutputColumns[0].Name)));
 
     /// <summary>The ONNX model bytes: the network and <see cref="OnnxHead"/> by default; families with more around their network override.</summary>
     private protected virtual byte[] ExportOnnx(string outputName)
@@ -154,11 +190,22 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
 
     Persistence.TransformerRecord Persistence.ISavedNetwork.ToRecord() => ToRecord();
 
+    /// <summary>The weights as a saved model stores them, read under the module's lock.</summary>
+    internal void WriteWeights(Stream stream) => WithModule(module => { Persistence.WeightsFile.Write(module, stream); return true; });
+
+    /// <summary>
+    /// Frees the network. Uses that have not yet started fail at once with <see cref="ObjectDisposedException"/> (so a stream of
+    /// new batches cannot hold Dispose off); the forward pass in progress, if any, finishes first. Safe to call twice.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed) return;
         _disposed = true;
-        _module.Dispose();
+        lock (_gate)
+        {
+            if (_moduleFreed) return;
+            _module.Dispose();
+            _moduleFreed = true;
+        }
         GC.SuppressFinalize(this);
     }
 }

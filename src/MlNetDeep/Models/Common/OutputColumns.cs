@@ -55,7 +55,10 @@ public sealed class PositiveOutputColumn(string name, int offset) : OutputColumn
     public override Delegate CreateGetter(IScoredRow row) => (ValueGetter<bool>)((ref bool value) => value = row.Outputs[offset] > 0);
 }
 
-/// <summary>The key (1-based) of the largest of outputs [Offset, Offset + Length), carrying the label's KeyValues.</summary>
+/// <summary>
+/// The key (1-based) of the largest of outputs [Offset, Offset + Length), carrying the label's KeyValues; the missing key 0
+/// when any of them is NaN (a row with NaN features), as ML.NET's multiclass trainers give.
+/// </summary>
 public sealed class ArgMaxKeyOutputColumn(string name, int offset, int length, KeyValues? keyValues)
     : OutputColumn(name, new KeyDataViewType(typeof(uint), length))
 {
@@ -65,7 +68,42 @@ public sealed class ArgMaxKeyOutputColumn(string name, int offset, int length, K
     {
         var scores = row.Outputs.Slice(offset, length);
         int best = 0;
-        for (int i = 1; i < scores.Length; i++) if (scores[i] > scores[best]) best = i;
+        for (int i = 0; i < scores.Length; i++)
+        {
+            if (float.IsNaN(scores[i]))
+            {
+                value = 0;
+                return;
+            }
+            if (scores[i] > scores[best]) best = i;
+        }
         value = (uint)best + 1;
     });
+}
+
+/// <summary>
+/// The check every deep model makes of its output column names: distinct from each other, and none the name of a column
+/// the model reads (its feature column, or the label it trains on), which the output would hide from later stages.
+/// Other input columns of the same name are replaced, as ML.NET's own transforms and trainers do.
+/// </summary>
+internal static class OutputColumnNames
+{
+    /// <summary>Throws an <see cref="ArgumentException"/> naming both options when two names collide; empty names are left to the callers' own checks.</summary>
+    public static void Check(IEnumerable<(string Option, string? Name)> outputs, IEnumerable<(string Option, string? Name, string Role)> inputs)
+    {
+        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (option, name) in outputs)
+        {
+            if (string.IsNullOrWhiteSpace(name)) continue;
+            if (seen.TryGetValue(name, out var first))
+                throw new ArgumentException($"The output columns must have distinct names, but {first} and {option} are both '{name}'.", option);
+            seen[name] = option;
+        }
+        foreach (var (option, name, role) in inputs)
+        {
+            if (name is not null && seen.TryGetValue(name, out var output))
+                throw new ArgumentException($"{output} '{name}' is also the {role} column ({option}): an output column must not replace a column the model reads. " +
+                    $"Give {output} another name.", output);
+        }
+    }
 }

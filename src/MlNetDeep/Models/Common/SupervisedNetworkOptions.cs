@@ -23,5 +23,13 @@ public abstract class SupervisedNetworkOptions : DeepTrainerOptions
         if (Network is null) throw new ArgumentNullException(nameof(Network));
         if (string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentException("LabelColumnName must name a column.", nameof(LabelColumnName));
         if (string.IsNullOrWhiteSpace(ScoreColumnName)) throw new ArgumentException("ScoreColumnName must name a column.", nameof(ScoreColumnName));
+        CheckColumnNames();
     }
+
+    /// <summary>The output columns' names, by option.</summary>
+    private protected virtual IEnumerable<(string Option, string? Name)> OutputColumnNames => [(nameof(ScoreColumnName), ScoreColumnName)];
+
+    /// <summary>The outputs' names are distinct and none is the feature or the label column (checked at construction, Fit and GetOutputSchema).</summary>
+    internal void CheckColumnNames() => Common.OutputColumnNames.Check(OutputColumnNames,
+        [(nameof(FeatureColumnName), FeatureColumnName, "feature"), (nameof(LabelColumnName), LabelColumnName, "label")]);
 }

@@ -30,6 +30,7 @@ public sealed class GanEstimator : IEstimator<GeneratorTransformer>
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
+        Options.CheckColumnNames();
         var features = ColumnChecks.Find(inputSchema, Options.FeatureColumnName, "image");
         ColumnChecks.RequireFloatFeatures(features, "image");
         if (Options.LabelColumnName is { } label) ColumnChecks.RequireKeyLabel(ColumnChecks.Find(inputSchema, label, "label"));

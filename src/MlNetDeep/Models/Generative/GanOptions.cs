@@ -101,8 +101,13 @@ public sealed class GanOptions : DeepTrainerOptions
         if (InstanceNoise < 0 || !double.IsFinite(InstanceNoise)) throw new ArgumentOutOfRangeException(nameof(InstanceNoise), InstanceNoise, "InstanceNoise must be >= 0.");
         if (string.IsNullOrWhiteSpace(OutputColumnName)) throw new ArgumentException("OutputColumnName must name a column.", nameof(OutputColumnName));
         if (string.IsNullOrWhiteSpace(NoiseColumnName)) throw new ArgumentException("NoiseColumnName must name a column.", nameof(NoiseColumnName));
+        CheckColumnNames();
         if (ValidationFraction > 0 || ValidationData is not null) throw new ArgumentException("A GAN has no validation loss to watch; leave ValidationFraction and ValidationData unset.");
     }
+
+    /// <summary>The generator's output column is not its noise column, the column it reads (checked at construction, Fit and GetOutputSchema).</summary>
+    internal void CheckColumnNames() =>
+        Models.Common.OutputColumnNames.Check([(nameof(OutputColumnName), OutputColumnName)], [(nameof(NoiseColumnName), NoiseColumnName, "noise")]);
 
     /// <summary>The generator and discriminator specs for an image shape (presets unless given).</summary>
     public (NetworkSpec Generator, NetworkSpec Discriminator) Resolve(int[] imageShape) =>

@@ -123,25 +123,28 @@ public sealed class MnistJudge : IDisposable
     {
         var digits = new int[images.Count];
         var features = new float[images.Count][];
-        var children = ((nn.Module)_model.Module).children().Cast<nn.Module<Tensor, Tensor>>().ToList();
-        for (int start = 0; start < images.Count; start += batchSize)
+        return _model.WithModule(module =>
         {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            int rows = Math.Min(batchSize, images.Count - start);
-            var x = tensor(images.Skip(start).Take(rows).SelectMany(i => i).ToArray(), [rows, 1, 28, 28]).to(_model.Device);
-            for (int i = 0; i < children.Count - 1; i++) x = children[i].call(x);
-            var hidden = x.flatten(1).to(CPU).contiguous();
-            var logits = children[^1].call(x).argmax(1).to(CPU).data<long>().ToArray();
-            int width = (int)hidden.shape[1];
-            var values = hidden.data<float>().ToArray();
-            for (int r = 0; r < rows; r++)
+            var children = module.children().Cast<nn.Module<Tensor, Tensor>>().ToList();
+            for (int start = 0; start < images.Count; start += batchSize)
             {
-                digits[start + r] = (int)logits[r];
-                features[start + r] = values.AsSpan(r * width, width).ToArray();
+                using var scope = NewDisposeScope();
+                using var noGrad = no_grad();
+                int rows = Math.Min(batchSize, images.Count - start);
+                var x = tensor(images.Skip(start).Take(rows).SelectMany(i => i).ToArray(), [rows, 1, 28, 28]).to(_model.Device);
+                for (int i = 0; i < children.Count - 1; i++) x = children[i].call(x);
+                var hidden = x.flatten(1).to(CPU).contiguous();
+                var logits = children[^1].call(x).argmax(1).to(CPU).data<long>().ToArray();
+                int width = (int)hidden.shape[1];
+                var values = hidden.data<float>().ToArray();
+                for (int r = 0; r < rows; r++)
+                {
+                    digits[start + r] = (int)logits[r];
+                    features[start + r] = values.AsSpan(r * width, width).ToArray();
+                }
             }
-        }
-        return (digits, features);
+            return (digits, features);
+        });
     }
 
     public void Dispose() => _model.Dispose();

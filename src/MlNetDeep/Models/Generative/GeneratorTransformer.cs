@@ -142,7 +142,7 @@ public sealed class GeneratorTransformer : DeepTransformer
         using var noGrad = no_grad();
         var x = tensor(images.SelectMany(i => i).ToArray(), [images.Count, .. ImageShape.Select(d => (long)d)]).to(Device) * 2 - 1;
         var y = Classes > 0 ? tensor(labels!.Select(l => (long)l).ToArray()).to(Device) : null;
-        return UnderModuleLock(() => _gan.Discriminate(x, y).Logits.sigmoid().to(CPU).data<float>().ToArray());
+        return WithModule(_ => _gan.Discriminate(x, y).Logits.sigmoid().to(CPU).data<float>().ToArray());
     }
 
     /// <summary>
@@ -184,11 +184,7 @@ public sealed class GeneratorTransformer : DeepTransformer
         var copy = new GanModule(Network, Discriminator, ImageShape, LatentSize, Classes, LabelEmbeddingSize, _gan.MinibatchStdDev);
         try
         {
-            using (no_grad())
-            {
-                var source = _gan.state_dict();
-                foreach (var (name, tensor) in copy.state_dict()) tensor.copy_(source[name]);
-            }
+            WithModule(_ => CopyWeights(_gan, copy));
             copy.to(Device);
             return new DiscriminatorTransformer(copy, Network, Discriminator, imageColumnName, outputColumnName, LabelEmbeddingSize, Device, ScoringBatchSize);
         }

@@ -25,12 +25,14 @@ public sealed class NeuralNetworkRegressor : DeepEstimator<NeuralNetworkRegresso
 
     protected override TaskSetup Setup(DataViewSchema schema)
     {
+        Options.CheckColumnNames();
         ColumnChecks.RequireFloatLabel(ColumnChecks.Find(schema, Options.LabelColumnName, "label"));
         return new TaskSetup(Options.LabelColumnName, LabelKind.Float, 1, 0, new MeanSquaredErrorObjective());
     }
 
     protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
     {
+        Options.CheckColumnNames();
         ColumnChecks.RequireFloatLabel(ColumnChecks.Find(inputSchema, Options.LabelColumnName, "label"));
         yield return SchemaShapes.Column(Options.ScoreColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single, false);
     }
