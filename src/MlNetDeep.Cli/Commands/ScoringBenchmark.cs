@@ -70,7 +70,7 @@ internal static class ScoringBenchmark
             var engine = ml.Model.CreatePredictionEngine<Row, Scored>(deep);
             var engineInput = ml.Data.CreateEnumerable<Row>(rows, reuseRowObject: false).Take(engineRows).ToList();
 
-            Console.WriteLine($"{path}: {deep.Network.Name}, {n} rows, scoring batch {deep.ScoringBatchSize}, {get_num_threads()} torch threads, {Environment.ProcessorCount} cores");
+            Console.WriteLine($"{path}: {deep.Network.Name}, {n} rows, scoring batch {deep.ScoringBatchSize} rows, forward passes of {deep.ForwardBatchSize} rows, {get_num_threads()} torch threads, {Environment.ProcessorCount} cores");
             var a = new List<double>(); var b = new List<double>(); var c = new List<double>(); var d = new List<double>();
             float[][] ours = [], theirs = [];
             for (int round = 0; round < rounds; round++)
@@ -82,10 +82,10 @@ internal static class ScoringBenchmark
                 clock.Restart();
                 using (no_grad())
                 {
-                    for (long start = 0; start < n; start += deep.ScoringBatchSize)
+                    for (long start = 0; start < n; start += deep.ForwardBatchSize)
                     {
                         using var scope = NewDisposeScope();
-                        var batch = staged.narrow(0, start, Math.Min(deep.ScoringBatchSize, n - start));
+                        var batch = staged.narrow(0, start, Math.Min(deep.ForwardBatchSize, n - start));
                         var output = ((TorchSharp.torch.nn.Module<Tensor, Tensor>)deep.Module).call(batch);
                         output.data<float>().ToArray();
                     }
@@ -103,6 +103,7 @@ internal static class ScoringBenchmark
             }
             double diff = ours.Zip(theirs, (x, y) => x.Zip(y, (p, q) => Math.Abs(p - q)).Max()).Max();
             Profile(deep, staged, n);
+            Console.WriteLine("    (b) by forward batch size: " + string.Join(", ", new[] { 1, 8, 32, 64, 128, 256, 1024 }.Select(size => $"{size}: {PlainForward(deep, staged, n, size):F0}")) + " rows/s");
             Console.WriteLine($"(a) MlNetDeep Transform          {Median(a),10:F0} rows/s");
             Console.WriteLine($"(b) plain TorchSharp forward     {Median(b),10:F0} rows/s");
             Console.WriteLine($"(c) ONNX Runtime (ApplyOnnxModel){Median(c),10:F0} rows/s");
@@ -111,6 +112,22 @@ internal static class ScoringBenchmark
             Console.WriteLine();
         }
         finally { File.Delete(onnxPath); }
+    }
+
+    /// <summary>Rows/s of the plain forward over the first <paramref name="n"/> rows in batches of <paramref name="batchSize"/>.</summary>
+    private static double PlainForward(DeepTransformer deep, Tensor staged, int n, int batchSize)
+    {
+        var clock = Stopwatch.StartNew();
+        using (no_grad())
+        {
+            for (long start = 0; start < n; start += batchSize)
+            {
+                using var scope = NewDisposeScope();
+                var batch = staged.narrow(0, start, Math.Min(batchSize, n - start));
+                ((TorchSharp.torch.nn.Module<Tensor, Tensor>)deep.Module).call(batch).data<float>().ToArray();
+            }
+        }
+        return n / clock.Elapsed.TotalSeconds;
     }
 
     /// <summary>Where (b)'s time goes: each layer's module timed on its own over all rows, in the scoring batches.</summary>
