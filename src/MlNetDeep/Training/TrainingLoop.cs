@@ -175,6 +175,7 @@ public static class TrainingLoop
                         (history.BestEpoch >= 0 ? $" after its best, {best:G5} in epoch {history.BestEpoch + 1}" : "");
                 }
 
+                Native.NativeMemory.ReleaseAfterEpoch();
                 var end = new EpochEnd(metrics, history, step);
                 foreach (var callback in settings.Callbacks) callback.OnEpochEnd(end);
                 if (stopReason is null && end.StopTraining && epoch < settings.Epochs - 1) stopReason = end.StopReason;

@@ -24,6 +24,7 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     private readonly object _gate = new();
     private readonly nn.Module _module;
     private volatile bool _disposed;
+    private float[]? _inputBuffer;
     private bool _moduleFreed;
 
     protected DeepTransformer(nn.Module module, NetworkSpec network, string featureColumnName, int[] inputShape, Device device, int scoringBatchSize)
@@ -89,12 +90,17 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
         {
             int count = Math.Min(chunk, rows - start);
             using var scope = NewDisposeScope();
-            var x = tensor(features.AsSpan(start * FeatureSize, count * FeatureSize).ToArray(), [count, .. shape]).to(Device);
+            // One reused input buffer (under the model's lock): a new array per pass would be a large-object-heap
+            // allocation that only a full collection frees, and the resident size would grow over a long run.
+            var buffer = _inputBuffer is { } b && b.Length == chunk * FeatureSize ? b : _inputBuffer = new float[chunk * FeatureSize];
+            features.AsSpan(start * FeatureSize, count * FeatureSize).CopyTo(buffer);
+            var x = tensor(buffer, [chunk, .. shape]).narrow(0, 0, count).to(Device);
             var y = Forward(x).to(CPU).to(float32).contiguous();
             if (y.shape.Length != 2 || y.shape[0] != count || y.shape[1] != OutputWidth)
                 throw new InvalidOperationException($"The network produced [{string.Join(", ", y.shape)}], expected [{count}, {OutputWidth}].");
             y.data<float>().CopyTo(outputs.AsSpan(start * OutputWidth, count * OutputWidth));
         }
+        Native.NativeMemory.AfterScoringBatch();
         return true;
     });
 
