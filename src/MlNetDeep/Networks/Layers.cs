@@ -29,6 +29,12 @@ public enum PaddingMode { Valid, Same }
 [JsonDerivedType(typeof(ConvTranspose2D), "ConvTranspose2D")]
 [JsonDerivedType(typeof(Upsample2D), "Upsample2D")]
 [JsonDerivedType(typeof(Embedding), "Embedding")]
+[JsonDerivedType(typeof(LSTM), "LSTM")]
+[JsonDerivedType(typeof(GRU), "GRU")]
+[JsonDerivedType(typeof(SimpleRNN), "SimpleRNN")]
+[JsonDerivedType(typeof(Conv1D), "Conv1D")]
+[JsonDerivedType(typeof(GlobalMaxPool1D), "GlobalMaxPool1D")]
+[JsonDerivedType(typeof(GlobalAvgPool1D), "GlobalAvgPool1D")]
 public abstract record Layer
 {
     /// <summary>The shape this layer produces for one sample of shape <paramref name="input"/>.</summary>
@@ -100,21 +106,22 @@ public sealed record Dense(int Units, ActivationKind Activation = ActivationKind
     /// <summary>Units = 0: the trainer sets the width to the task's output count.</summary>
     public const int TaskOutputs = 0;
 
+    /// <summary>A flat input [features] gives [Units]; a sequence [steps, features] gets the same weights at every step: [steps, Units].</summary>
     public override int[] OutputShape(int[] input)
     {
-        if (input.Length != 1) throw ShapeError(input, "a flat input (add a Flatten layer before it)");
+        if (input.Length is not (1 or 2)) throw ShapeError(input, "a flat input (add a Flatten layer before it) or a sequence [steps, features]");
         if (Units < 0) throw new InvalidOperationException($"Dense units must be positive, got {Units}.");
         if (Units == TaskOutputs) throw new InvalidOperationException("Dense(Units: TaskOutputs) must be resolved by the trainer before its shape is known.");
-        return [Units];
+        return input.Length == 1 ? [Units] : [input[0], Units];
     }
 
     public override nn.Module<Tensor, Tensor> Build(int[] input)
     {
         OutputShape(input);
-        return Activations.Wrap(nn.Linear(input[0], Units, hasBias: UseBias), Activation);
+        return Activations.Wrap(nn.Linear(input[^1], Units, hasBias: UseBias), Activation);
     }
 
-    internal override long StateSize(int[] input) => Shapes.Values(input[0], Units) + (UseBias ? Units : 0);
+    internal override long StateSize(int[] input) => Shapes.Values(input[^1], Units) + (UseBias ? Units : 0);
 
     public override string Describe() => $"Dense({(Units == TaskOutputs ? "outputs" : Units)}{Activations.Suffix(Activation)})";
 }

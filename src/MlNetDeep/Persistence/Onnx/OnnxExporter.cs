@@ -63,6 +63,7 @@ public static class OnnxExporter
         {
             case Dense dense:
             {
+                if (input.Length != 1) throw new NotSupportedException($"ONNX export does not support {layer.Describe()} over a sequence [{string.Join(", ", input)}] yet.");
                 var inputs = new List<string> { x, Const(g, "W", w["weight"]) };
                 if (dense.UseBias) inputs.Add(Const(g, "B", w["bias"]));
                 return Activate(g, g.Node("Gemm", inputs.ToArray(), ("transB", 1L)), dense.Activation, 0);
