@@ -110,14 +110,8 @@ public static class BatchScorer
         if (type == TextDataViewType.Instance) return Scalar<ReadOnlyMemory<char>>(cursor, column, v => Quote(v.ToString()));
         if (type is KeyDataViewType { RawType: var raw } && raw == typeof(uint))
         {
-            string[]? names = null;
-            if (column.Annotations.Schema.GetColumnOrNull("KeyValues") is { Type: VectorDataViewType { ItemType: TextDataViewType } })
-            {
-                VBuffer<ReadOnlyMemory<char>> values = default;
-                column.GetKeyValues(ref values);
-                names = values.DenseValues().Select(v => v.ToString()).ToArray();
-            }
-            return Scalar<uint>(cursor, column, v => v == 0 ? "" : names is not null && v <= names.Length ? Quote(names[v - 1]) : v.ToString(CultureInfo.InvariantCulture));
+            var names = OutputWriter.KeyNames(column);
+            return Scalar<uint>(cursor, column, v => v == 0 ? "" : names is not null && v <= names.Count ? Quote(names[(int)v - 1]) : v.ToString(CultureInfo.InvariantCulture));
         }
         throw new NotSupportedException($"Output column '{column.Name}' of type {type} cannot be written to a CSV.");
     }

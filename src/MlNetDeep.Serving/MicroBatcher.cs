@@ -78,7 +78,9 @@ internal sealed class MicroBatcher : IAsyncDisposable
             int offset = 0;
             foreach (var pending in batch)
             {
-                pending.Result.TrySetResult(outputs.Skip(offset).Take(pending.Rows.Count).ToList());
+                var rows = new ReadOnlyMemory<byte>[pending.Rows.Count];
+                for (int i = 0; i < rows.Length; i++) rows[i] = outputs[offset + i];
+                pending.Result.TrySetResult(rows);
                 offset += pending.Rows.Count;
             }
         }

@@ -67,24 +67,20 @@ internal static class OutputWriter
         else if (type == TextDataViewType.Instance) return Scalar<ReadOnlyMemory<char>>(cursor, column, (w, v) => w.WriteStringValue(v.Span));
         else if (type is KeyDataViewType { RawType: var raw } && raw == typeof(uint))
         {
-            string[]? names = KeyNames(column);
+            var names = KeyNames(column);
             return Scalar<uint>(cursor, column, (w, v) =>
             {
                 if (v == 0) w.WriteNullValue();
-                else if (names is not null && v <= names.Length) w.WriteStringValue(names[v - 1]);
+                else if (names is not null && v <= names.Count) w.WriteStringValue(names[(int)v - 1]);
                 else w.WriteNumberValue(v);
             });
         }
         throw new NotSupportedException($"The service cannot write output column '{column.Name}' of type {type}.");
     }
 
-    private static string[]? KeyNames(DataViewSchema.Column column)
-    {
-        if (column.Annotations.Schema.GetColumnOrNull("KeyValues") is not { Type: VectorDataViewType { ItemType: TextDataViewType } }) return null;
-        VBuffer<ReadOnlyMemory<char>> values = default;
-        column.GetKeyValues(ref values);
-        return values.DenseValues().Select(v => v.ToString()).ToArray();
-    }
+    /// <summary>A key column's text key values (what its keys stand for), or null when it has none.</summary>
+    internal static IReadOnlyList<string>? KeyNames(DataViewSchema.Column column) =>
+        MlNetDeep.Models.Common.KeyValues.From(column) is { TypeName: "Text" } values ? values.Values : null;
 
     private static void Number(Utf8JsonWriter writer, double value)
     {

@@ -222,10 +222,10 @@ internal static class ImageFolderCommands
 
         Console.WriteLine();
         Console.WriteLine($"{"path",-44} {"read rows/s",12} {"Fit s",8} {"test accuracy",14}");
-        Console.WriteLine($"{"IDX files (LoadMnist)",-44} {Median(idxRates),12:F0} {idxFit,8:F0} {idxAccuracy,14:P2}");
-        Console.WriteLine($"{"PNG folders (ImageFolder + ML.NET images)",-44} {Median(folderRates),12:F0} {outcome.FitSeconds,8:F0} {folderAccuracy,14:P2}");
-        Console.WriteLine($"reading throughput PNG / IDX: {Median(folderRates) / Median(idxRates):F3}; whole Fit time PNG / IDX: {outcome.FitSeconds / idxFit:F3}; " +
-            $"scan alone {Median(scanRates):F0} images/s; {epochs} epochs, seed {seed}");
+        Console.WriteLine($"{"IDX files (LoadMnist)",-44} {BenchmarkCommand.Median(idxRates),12:F0} {idxFit,8:F0} {idxAccuracy,14:P2}");
+        Console.WriteLine($"{"PNG folders (ImageFolder + ML.NET images)",-44} {BenchmarkCommand.Median(folderRates),12:F0} {outcome.FitSeconds,8:F0} {folderAccuracy,14:P2}");
+        Console.WriteLine($"reading throughput PNG / IDX: {BenchmarkCommand.Median(folderRates) / BenchmarkCommand.Median(idxRates):F3}; whole Fit time PNG / IDX: {outcome.FitSeconds / idxFit:F3}; " +
+            $"scan alone {BenchmarkCommand.Median(scanRates):F0} images/s; {epochs} epochs, seed {seed}");
         return 0;
     }
 
@@ -246,9 +246,4 @@ internal static class ImageFolderCommands
         return double.IsNaN(checksum) ? -1 : rows;
     }
 
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
 }

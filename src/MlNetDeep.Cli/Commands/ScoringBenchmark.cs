@@ -79,18 +79,7 @@ internal static class ScoringBenchmark
                 ours = deep.Transform(rows).GetColumn<float[]>("Score").ToArray();
                 a.Add(n / clock.Elapsed.TotalSeconds);
 
-                clock.Restart();
-                using (no_grad())
-                {
-                    for (long start = 0; start < n; start += deep.ForwardBatchSize)
-                    {
-                        using var scope = NewDisposeScope();
-                        var batch = staged.narrow(0, start, Math.Min(deep.ForwardBatchSize, n - start));
-                        var output = ((TorchSharp.torch.nn.Module<Tensor, Tensor>)deep.Module).call(batch);
-                        output.data<float>().ToArray();
-                    }
-                }
-                b.Add(n / clock.Elapsed.TotalSeconds);
+                b.Add(PlainForward(deep, staged, n, deep.ForwardBatchSize));
 
                 clock.Restart();
                 theirs = onnx.Transform(rows).GetColumn<float[]>("Score").ToArray();
@@ -104,11 +93,11 @@ internal static class ScoringBenchmark
             double diff = ours.Zip(theirs, (x, y) => x.Zip(y, (p, q) => Math.Abs(p - q)).Max()).Max();
             Profile(deep, staged, n);
             Console.WriteLine("    (b) by forward batch size: " + string.Join(", ", new[] { 1, 8, 32, 64, 128, 256, 1024 }.Select(size => $"{size}: {PlainForward(deep, staged, n, size):F0}")) + " rows/s");
-            Console.WriteLine($"(a) MlNetDeep Transform          {Median(a),10:F0} rows/s");
-            Console.WriteLine($"(b) plain TorchSharp forward     {Median(b),10:F0} rows/s");
-            Console.WriteLine($"(c) ONNX Runtime (ApplyOnnxModel){Median(c),10:F0} rows/s");
-            Console.WriteLine($"(d) PredictionEngine, row by row {Median(d),10:F0} rows/s");
-            Console.WriteLine($"    (a)/(c) {Median(a) / Median(c):F3}   (a)/(b) {Median(a) / Median(b):F3}   largest |score (a) - score (c)| {diff:G3}");
+            Console.WriteLine($"(a) MlNetDeep Transform          {BenchmarkCommand.Median(a),10:F0} rows/s");
+            Console.WriteLine($"(b) plain TorchSharp forward     {BenchmarkCommand.Median(b),10:F0} rows/s");
+            Console.WriteLine($"(c) ONNX Runtime (ApplyOnnxModel){BenchmarkCommand.Median(c),10:F0} rows/s");
+            Console.WriteLine($"(d) PredictionEngine, row by row {BenchmarkCommand.Median(d),10:F0} rows/s");
+            Console.WriteLine($"    (a)/(c) {BenchmarkCommand.Median(a) / BenchmarkCommand.Median(c):F3}   (a)/(b) {BenchmarkCommand.Median(a) / BenchmarkCommand.Median(b):F3}   largest |score (a) - score (c)| {diff:G3}");
             Console.WriteLine();
         }
         finally { File.Delete(onnxPath); }
@@ -154,9 +143,4 @@ internal static class ScoringBenchmark
         Console.WriteLine("    (b) by layer: " + string.Join(", ", deep.Network.Layers.Select((l, i) => $"{l.Describe()} {100 * seconds[i] / total:F0} %")));
     }
 
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
 }
