@@ -18,6 +18,10 @@ root.Subcommands.Add(autoencoder);
 var gan = new Command("gan", "Generative adversarial networks: dense GAN, DCGAN, conditional GAN.");
 gan.Subcommands.Add(GanCommand.Create());
 root.Subcommands.Add(gan);
+root.Subcommands.Add(TextCommands.Create());
+var series = new Command("series", "Time series: forecasting with an LSTM next to ML.NET's regressors.");
+series.Subcommands.Add(SequenceCommands.Forecast());
+root.Subcommands.Add(series);
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

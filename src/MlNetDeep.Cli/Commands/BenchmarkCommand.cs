@@ -35,6 +35,7 @@ internal static class BenchmarkCommand
         command.Subcommands.Add(ServingBenchmark.Create());
         command.Subcommands.Add(ScoringBenchmark.Create());
         command.Subcommands.Add(MemoryBenchmark.Create());
+        command.Subcommands.Add(TextBenchmark.Create());
         command.SetAction(result =>
         {
             int n = OptionChecks.AtLeast(result.GetValue(rows), 1, "--rows"), e = OptionChecks.AtLeast(result.GetValue(epochs), 2, "--epochs"),
@@ -95,6 +96,18 @@ internal static class BenchmarkCommand
     /// <summary>Runs a benchmark script of Benchmarks/ with python3 (when it imports torch); its lines "epoch i rate" give the rate after warm-up.</summary>
     internal static (double Rate, string Version)? RunPyTorch(string? python, string scriptName, string arguments, TorchSharp.torch.Device device)
     {
+        if (RunPyTorchEpochs(python, scriptName, arguments, device) is not { } run) return null;
+        var rates = run.Epochs.Select(fields => double.Parse(fields[0], CultureInfo.InvariantCulture)).ToList();
+        Console.WriteLine($"(c) PyTorch per epoch: {string.Join(", ", rates.Select(v => v.ToString("F0")))} samples/s");
+        return (Median(rates.Skip(1).ToList()), run.Version);
+    }
+
+    /// <summary>
+    /// Runs a benchmark script of Benchmarks/ with python3 (when it imports torch) on the device's torch name; returns
+    /// the fields after "epoch i" of each line that starts with "epoch ", or null (with the reason printed) when it cannot run.
+    /// </summary>
+    internal static (List<string[]> Epochs, string Version)? RunPyTorchEpochs(string? python, string scriptName, string arguments, TorchSharp.torch.Device device)
+    {
         var candidates = python is not null ? [python] : new[] { "python3", "/usr/bin/python3" };
         var exe = candidates.FirstOrDefault(c => Exec(c, "-c \"import torch; print(torch.__version__)\"", out _) == 0);
         if (exe is null)
@@ -107,9 +120,8 @@ internal static class BenchmarkCommand
         string torchDevice = device.type == TorchSharp.DeviceType.CUDA ? $"cuda:{device.index}" : "cpu";
         int exit = Exec(exe, $"\"{script}\" {arguments} {torchDevice}", out var output);
         if (exit != 0) { Console.WriteLine($"(c) PyTorch failed (exit {exit}): {output.Trim()}"); return null; }
-        var rates = output.Split('\n').Where(l => l.StartsWith("epoch ")).Select(l => double.Parse(l.Split(' ')[2], CultureInfo.InvariantCulture)).ToList();
-        Console.WriteLine($"(c) PyTorch per epoch: {string.Join(", ", rates.Select(v => v.ToString("F0")))} samples/s");
-        return (Median(rates.Skip(1).ToList()), "torch " + version.Trim());
+        var epochs = output.Split('\n').Where(l => l.StartsWith("epoch ")).Select(l => l.Trim().Split(' ')[2..]).ToList();
+        return (epochs, "torch " + version.Trim());
     }
 
     private static int Exec(string file, string arguments, out string output)

@@ -28,8 +28,8 @@ internal static class MemoryBenchmark
         var rows = new Option<int>("--rows") { Description = "Rows scored per model.", DefaultValueFactory = _ => 100000 };
         var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 32 };
         var trainRows = new Option<int>("--train-rows") { Description = "Synthetic training images; each epoch goes over them once.", DefaultValueFactory = _ => 1024 };
-        var models = new Option<string>("--models") { Description = "cnn, vae or both.", DefaultValueFactory = _ => "both" };
-        models.AcceptOnlyFromAmong("cnn", "vae", "both");
+        var models = new Option<string>("--models") { Description = "cnn, vae, both, or text (the character LSTM on a Gutenberg book, batch 32 and 60,000 characters by default; scoring is generation).", DefaultValueFactory = _ => "both" };
+        models.AcceptOnlyFromAmong("cnn", "vae", "both", "text");
         var tolerance = new Option<double>("--tolerance") { Description = "The largest change from start to end, in %, that counts as flat.", DefaultValueFactory = _ => 5 };
         var command = new Command("memory", "Soak test: native and managed memory over long training and scoring runs of the CNN and the VAE, flat within 5 %?")
         {
@@ -46,6 +46,7 @@ internal static class MemoryBenchmark
             bool flat = true;
             if (which is "cnn" or "both") flat &= Soak(ml, settings, Cnn(settings));
             if (which is "vae" or "both") flat &= Soak(ml, settings, Vae(settings));
+            if (which is "text") flat &= SoakText(ml, settings);
             Console.WriteLine(flat ? $"All runs flat within {settings.Tolerance} %." : $"Some memory grew by more than {settings.Tolerance} %.");
             return flat ? 0 : 1;
         });
@@ -170,6 +171,50 @@ internal static class MemoryBenchmark
         }
         flat &= Report("scoring", "rows", scoring, s.Tolerance);
         return flat;
+    }
+
+    /// <summary>
+    /// The course's character model (2 x LSTM(128), 40-character windows every 3) trained for the given steps on the start
+    /// of a Gutenberg book, then generating <c>--rows</c> characters in passes of 100.
+    /// </summary>
+    private static bool SoakText(MLContext ml, Settings s)
+    {
+        var text = Datasets.Gutenberg.ReadBook(Datasets.Gutenberg.DefaultBook);
+        text = text[..Math.Min(text.Length, 60_000)];
+        var options = new Models.Recurrent.TextGeneratorOptions { BatchSize = s.BatchSize, Seed = s.Seed, ValidationFraction = 0.05 };
+        long windows = ((long)(text.Length * 0.95) - options.WindowLength - 1) / options.Stride + 1;
+        int stepsPerEpoch = (int)((windows + s.BatchSize - 1) / s.BatchSize);
+        options.Epochs = Math.Max(3, (s.Steps + stepsPerEpoch - 1) / stepsPerEpoch);
+        Console.WriteLine();
+        Console.WriteLine($"Character LSTM (2 x 128): {text.Length:N0} characters of {Datasets.Gutenberg.DefaultBook}, {windows:N0} windows, batch {s.BatchSize}, " +
+                          $"{options.Epochs} epochs = {options.Epochs * stepsPerEpoch} steps, then {s.Rows} characters generated; device {TorchRuntime.SelectDevice(ml)}");
+        var training = new List<Sample> { Measure("before Fit", 0) };
+        int middle = (options.Epochs + 1) / 2;
+        options.Callbacks.Add(new EpochCallback(end =>
+        {
+            int epoch = end.History.Epochs.Count;
+            string? point = epoch == 1 ? "start (after 1 epoch)" : epoch == middle ? "middle" : epoch == options.Epochs ? "end" : null;
+            if (point is not null) training.Add(Measure(point, (long)epoch * stepsPerEpoch));
+        }));
+        using var model = ml.Transforms.Text.TextGenerator(options).Fit(ml.Data.LoadFromEnumerable([new TextRow { Text = text }]));
+        bool flat = Report("training", "steps", training, s.Tolerance);
+
+        var generation = new List<Sample>();
+        int passes = Math.Max(3, s.Rows / 100);
+        for (int pass = 1; pass <= passes; pass++)
+        {
+            model.Generate("The priest looked at the ", 100, 0.5, seed: pass);
+            if (pass == 1) generation.Add(Measure("start (after 1 pass)", 100));
+            else if (pass == (passes + 1) / 2) generation.Add(Measure("middle", pass * 100L));
+            else if (pass == passes) generation.Add(Measure("end", pass * 100L));
+        }
+        flat &= Report("generation", "chars", generation, s.Tolerance);
+        return flat;
+    }
+
+    private sealed class TextRow
+    {
+        public string Text { get; set; } = "";
     }
 
     /// <summary>Prints the samples and the change from the first (warm) sample to the last; true when every measure is flat.</summary>

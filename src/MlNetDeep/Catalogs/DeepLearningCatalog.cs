@@ -15,6 +15,13 @@ public static class DeepLearningCatalog
     public static NeuralNetworkClassifier NeuralNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         NeuralNetworkClassifierOptions options) => new(HostEnvironments.Of(catalog), options);
 
+    /// <summary>
+    /// A sequence classifier over token keys of any length (TokenizeIntoWords then MapValueToKey): an embedding and an
+    /// LSTM (or GRU, plain RNN, 1-D convolution) with the padding masked; Score and PredictedLabel as the neural network's.
+    /// </summary>
+    public static SequenceClassifier SequenceClassifier(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        SequenceClassifierOptions? options = null) => new(HostEnvironments.Of(catalog), options ?? new SequenceClassifierOptions());
+
     /// <summary>A neural-network multiclass classifier with the common settings as arguments.</summary>
     public static NeuralNetworkClassifier NeuralNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = "Label", string featureColumnName = "Features", NetworkSpec? network = null,

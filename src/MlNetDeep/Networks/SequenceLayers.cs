@@ -154,3 +154,96 @@ internal sealed class GlobalPool1DModule(bool max) : nn.Module<Tensor, Tensor>(m
 {
     public override Tensor forward(Tensor input) => max ? input.amax([1]) : input.mean([1]);
 }
+
+/// <summary>How a <see cref="SequenceEncoder"/> reads its tokens.</summary>
+public enum SequenceEncoderKind { Lstm, Gru, SimpleRnn, Convolution }
+
+/// <summary>
+/// Token ids of variable length, right-padded with 0, to one vector [Units], with the padding masked: an embedding
+/// (id 0 is padding and stays a zero vector), then either stacked recurrent layers whose output is taken at each
+/// sequence's own last token, or a 1-D convolution (ReLU) whose windows that reach into the padding are left out of
+/// a global max pool. Either way, appending padding never changes a sequence's output. An empty sequence gives zeros.
+/// </summary>
+public sealed record SequenceEncoder(int Vocabulary, int EmbeddingSize, int Units, SequenceEncoderKind Kind = SequenceEncoderKind.Lstm,
+    int Layers = 1, int KernelSize = 5) : Layer
+{
+    public override int[] OutputShape(int[] input)
+    {
+        if (input.Length != 1) throw ShapeError(input, "a sequence of token ids [steps]");
+        if (Vocabulary < 2 || EmbeddingSize <= 0 || Units <= 0 || Layers <= 0 || KernelSize <= 0)
+            throw new InvalidOperationException($"{Describe()}: the vocabulary needs at least 2 ids (padding and one token), and sizes must be positive.");
+        if (!Enum.IsDefined(Kind)) throw new InvalidOperationException($"{Describe()}: unknown encoder kind {(int)Kind}.");
+        return [Units];
+    }
+
+    public override nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        OutputShape(input);
+        return new SequenceEncoderModule(this);
+    }
+
+    internal override long StateSize(int[] input)
+    {
+        long total = Shapes.Values(Vocabulary, EmbeddingSize);
+        if (Kind == SequenceEncoderKind.Convolution) return total + Shapes.Values(Units, EmbeddingSize, KernelSize) + Units;
+        int gates = Kind switch { SequenceEncoderKind.Lstm => 4, SequenceEncoderKind.Gru => 3, _ => 1 };
+        for (int layer = 0; layer < Layers; layer++)
+            total += Shapes.Values(gates, Units, (long)(layer == 0 ? EmbeddingSize : Units) + Units) + Shapes.Values(2, gates, Units);
+        return total;
+    }
+
+    public override string Describe() =>
+        $"SequenceEncoder({Kind}{(Kind == SequenceEncoderKind.Convolution ? $", kernel {KernelSize}" : Layers > 1 ? $" x{Layers}" : "")}, {Units}, vocabulary {Vocabulary}, embedding {EmbeddingSize})";
+}
+
+internal sealed class SequenceEncoderModule : nn.Module<Tensor, Tensor>
+{
+    private readonly TorchSharp.Modules.Embedding embedding;
+    private readonly nn.Module encoder;
+    private readonly SequenceEncoderKind _kind;
+    private readonly int _vocabulary, _kernel;
+
+    public SequenceEncoderModule(SequenceEncoder spec) : base("SequenceEncoder")
+    {
+        _kind = spec.Kind;
+        _vocabulary = spec.Vocabulary;
+        _kernel = spec.KernelSize;
+        embedding = nn.Embedding(spec.Vocabulary, spec.EmbeddingSize, padding_idx: 0);
+        encoder = spec.Kind switch
+        {
+            SequenceEncoderKind.Lstm => nn.LSTM(spec.EmbeddingSize, spec.Units, numLayers: spec.Layers, batchFirst: true),
+            SequenceEncoderKind.Gru => nn.GRU(spec.EmbeddingSize, spec.Units, numLayers: spec.Layers, batchFirst: true),
+            SequenceEncoderKind.SimpleRnn => nn.RNN(spec.EmbeddingSize, spec.Units, numLayers: spec.Layers, batchFirst: true),
+            _ => nn.Conv1d(spec.EmbeddingSize, spec.Units, spec.KernelSize),
+        };
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor input)
+    {
+        var ids = input.round().to(ScalarType.Int64);
+        if (ids.numel() > 0 && (ids.min().item<long>() < 0 || ids.max().item<long>() >= _vocabulary))
+            throw new ArgumentOutOfRangeException(nameof(input), $"Token ids must be whole numbers from 0 (padding) to {_vocabulary - 1}; the batch holds {ids.min().item<long>()} to {ids.max().item<long>()}.");
+        var lengths = ids.ne(0).sum(1); // [n]; the padding is on the right
+        var x = embedding.call(ids);    // [n, steps, embedding]
+        if (_kind == SequenceEncoderKind.Convolution)
+        {
+            var features = nn.functional.relu(((TorchSharp.Modules.Conv1d)encoder).call(x.transpose(1, 2))); // [n, units, positions]
+            long positions = features.shape[2];
+            // A window starting at p covers tokens p .. p + kernel - 1: it counts only when all of them are real tokens.
+            var valid = arange(positions, device: ids.device).unsqueeze(0).add(_kernel).le(lengths.unsqueeze(1)); // [n, positions]
+            var pooled = features.masked_fill(valid.logical_not().unsqueeze(1), float.NegativeInfinity).amax([2]);
+            return pooled.masked_fill(valid.any(1).logical_not().unsqueeze(1), 0f);
+        }
+        var output = _kind switch
+        {
+            SequenceEncoderKind.Lstm => ((TorchSharp.Modules.LSTM)encoder).call(x).Item1,
+            SequenceEncoderKind.Gru => ((TorchSharp.Modules.GRU)encoder).call(x).Item1,
+            _ => ((TorchSharp.Modules.RNN)encoder).call(x).Item1,
+        }; // [n, steps, units]
+        // The state after each sequence's own last token; the steps after it (padding) never reach it.
+        var last = (lengths - 1).clamp_min(0).view(-1, 1, 1).expand(-1, 1, output.shape[2]);
+        var state = output.gather(1, last).squeeze(1);
+        return state.masked_fill(lengths.eq(0).unsqueeze(1), 0f);
+    }
+}

@@ -79,6 +79,26 @@ public abstract class DeepTrainerOptions
         if (Callbacks is null || Callbacks.Any(c => c is null)) throw new ArgumentNullException(nameof(Callbacks), "Callbacks must be a list of callbacks, without nulls.");
     }
 
+    /// <summary>Copies what every trainer shares (how long and how it trains, validation, progress) into <paramref name="target"/>; columns and shapes stay.</summary>
+    internal void CopyTrainingTo(DeepTrainerOptions target)
+    {
+        target.Epochs = Epochs;
+        target.BatchSize = BatchSize;
+        target.Optimizer = Optimizer;
+        target.LearningRateSchedule = LearningRateSchedule;
+        target.EarlyStopping = EarlyStopping;
+        target.ValidationFraction = ValidationFraction;
+        target.ValidationData = ValidationData;
+        target.Shuffle = Shuffle;
+        target.Seed = Seed;
+        target.ScoringBatchSize = ScoringBatchSize;
+        target.MaxStagedBytes = MaxStagedBytes;
+        target.Progress = Progress;
+        target.CancellationToken = CancellationToken;
+        target.Callbacks = new List<ITrainingCallback>(Callbacks);
+        target.TrainingInputTransform = TrainingInputTransform;
+    }
+
     /// <summary>
     /// A shallow copy: the same network, optimizer, schedule, validation data and callbacks, in a new options object
     /// with its own <see cref="Callbacks"/> list and <see cref="InputShape"/> array, so that changing one leaves the other as it was.

@@ -16,13 +16,18 @@ public sealed class SupervisedStep : TrainingStep
     private readonly TrainingObjective _objective;
     private readonly optim.Optimizer? _optimizer;
     private readonly IBatchTransform? _inputTransform;
+    private readonly double? _maxGradientNorm;
 
     /// <param name="model">The network, called with a batch of inputs.</param>
     /// <param name="objective">The loss (and accuracy) of a batch.</param>
     /// <param name="optimizer">null for a step that only evaluates.</param>
     /// <param name="inputTransform">A change of the training inputs per batch (augmentation, corruption), or null.</param>
-    public SupervisedStep(nn.Module model, TrainingObjective objective, OptimizerSpec? optimizer, IBatchTransform? inputTransform = null)
+    /// <param name="maxGradientNorm">Rescales the gradients when their joint L2 norm exceeds this (recurrent networks); null leaves them.</param>
+    public SupervisedStep(nn.Module model, TrainingObjective objective, OptimizerSpec? optimizer, IBatchTransform? inputTransform = null, double? maxGradientNorm = null)
     {
+        if (maxGradientNorm is { } norm && !(norm > 0 && double.IsFinite(norm)))
+            throw new ArgumentOutOfRangeException(nameof(maxGradientNorm), norm, "The gradient norm limit must be a positive number.");
+        _maxGradientNorm = maxGradientNorm;
         _model = model;
         _objective = objective;
         _optimizer = optimizer?.Create(model.parameters());
@@ -51,6 +56,7 @@ public sealed class SupervisedStep : TrainingStep
         Optimizer.zero_grad();
         var (loss, correct) = _objective.Step(_model, x, batch.Targets);
         loss.backward();
+        if (_maxGradientNorm is { } norm) nn.utils.clip_grad_norm_(_model.parameters(), norm);
         Optimizer.step();
         return Metrics(loss.detach(), correct, batch.Rows);
     }

@@ -144,7 +144,7 @@ public static class TrainingLoop
                 }
 
                 if (validationData is not null)
-                    foreach (var (name, value) in Evaluate(step, validationData, settings.ValidationBatchSize, settings.CancellationToken))
+                    foreach (var (name, value) in Evaluate(step, validationData, settings.ValidationBatchSize, settings.CancellationToken, device))
                         values[ValidationPrefix + name] = value;
                 var metrics = new EpochMetrics(epoch, values, learningRate, clock.Elapsed, n / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
                 history.Add(metrics);
@@ -213,14 +213,15 @@ public static class TrainingLoop
 
     /// <summary>
     /// The step's metrics on <paramref name="data"/> (means over its samples), in eval mode without gradients.
-    /// <paramref name="cancellationToken"/> is checked before every batch.
+    /// <paramref name="cancellationToken"/> is checked before every batch. Batches go to <paramref name="device"/> (the
+    /// step's modules' device); null keeps in-memory tensors where they are and puts other data on the CPU.
     /// </summary>
-    public static Dictionary<string, double> Evaluate(TrainingStep step, ITrainingData data, int batchSize, CancellationToken cancellationToken = default)
+    public static Dictionary<string, double> Evaluate(TrainingStep step, ITrainingData data, int batchSize, CancellationToken cancellationToken = default, Device? device = null)
     {
         foreach (var module in step.Modules) module.eval();
         using var noGrad = no_grad();
         var sums = new Dictionary<string, double>();
-        using var batches = data.Epoch(batchSize, shuffle: false, generator: null, device: DeviceOf(data));
+        using var batches = data.Epoch(batchSize, shuffle: false, generator: null, device: device ?? DeviceOf(data));
         for (int b = 0; b < batches.Count; b++)
         {
             cancellationToken.ThrowIfCancellationRequested();
