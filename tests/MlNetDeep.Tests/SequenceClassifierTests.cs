@@ -162,5 +162,9 @@ public class SequenceClassifierTests
         var ex = Assert.ThrowsAny<ArgumentException>(() => pipeline.Fit(data));
         Assert.Contains("vector of keys", ex.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.SequenceClassifier(new SequenceClassifierOptions { MaxLength = 0 }));
+        var shortConvolution = Assert.Throws<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.SequenceClassifier(
+            new SequenceClassifierOptions { Encoder = SequenceEncoderKind.Convolution, MaxLength = 3, KernelSize = 5 }));
+        Assert.Contains("KernelSize", shortConvolution.Message);
+        Assert.Throws<InvalidOperationException>(() => new NetworkSpec([new SequenceEncoder(10, 4, 4, SequenceEncoderKind.Convolution, KernelSize: 5), new Dense(2)]).OutputShape([3]));
     }
 }

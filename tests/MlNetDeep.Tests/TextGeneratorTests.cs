@@ -53,6 +53,31 @@ public class TextGeneratorTests
     }
 
     [Fact]
+    public void CharactersOutsideTheBasicPlaneAreUnknownAndTheVocabularySavesAndLoads()
+    {
+        var ml = new MLContext(seed: 1);
+        var text = string.Concat(Enumerable.Repeat("smile 😀 and wave 🌊 then rest. ", 40));
+        var vocabulary = Vocabulary.Build(text, TextLevel.Character, lowercase: false, maxSize: 256);
+        Assert.DoesNotContain(vocabulary.Tokens, t => char.IsSurrogate(t[0]));
+        Assert.Equal(0, vocabulary.Encode("😀")[0]);
+        var options = Small(epochs: 1);
+        using var model = ml.Transforms.Text.TextGenerator(options).Fit(Data(ml, text));
+        var path = TestData.TempFile();
+        try
+        {
+            ml.Model.SaveDeep(model, Data(ml, "x").Schema, path);
+            using var loaded = (TransformerChain<ITransformer>)ml.Model.LoadDeep(path, out _);
+            var reloaded = Assert.IsType<TextGeneratorTransformer>(loaded.Single());
+            Assert.Equal(model.Vocabulary.Tokens, reloaded.Vocabulary.Tokens);
+            Assert.Equal(model.Generate("smile 😀 ", 20, 0.5, seed: 1), reloaded.Generate("smile 😀 ", 20, 0.5, seed: 1));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void WordTokensSeparatePunctuationAndKeepApostrophesInsideWords()
     {
         var vocabulary = Vocabulary.Build("Hello, world! Don't stop. 'Quoted' (aside)", TextLevel.Word, lowercase: true, maxSize: 100);
@@ -139,6 +164,8 @@ public class TextGeneratorTests
         Assert.Equal(20, model.Generate("the dog ☃ ", 20, 0.5, seed: 1).Length);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => model.Generate("the", 5, 0.0));
+        Assert.Equal(model.Generate("the dog ", 30, new Sampling(Greedy: true)), model.Generate("the dog ", 30, new Sampling(0, Greedy: true)));
+        Assert.Equal(model.Generate("the dog ", 30, new Sampling(Greedy: true)), model.Generate("the dog ", 30, new Sampling(1e-300), seed: 4));
         Assert.Throws<ArgumentOutOfRangeException>(() => model.Generate("the", 5, -1.0));
         Assert.Throws<ArgumentOutOfRangeException>(() => model.Generate("the", 5, new Sampling(1.0, TopK: -1)));
         var empty = Assert.Throws<ArgumentException>(() => model.Generate("", 5));

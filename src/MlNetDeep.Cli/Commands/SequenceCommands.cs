@@ -139,6 +139,7 @@ internal static class SequenceCommands
     private static int RunForecast(MLContext ml, float[] series, string name, int window, int period, int epochs, string output)
     {
         int cut = (int)(series.Length * 0.8);
+        if (period > cut) throw new ArgumentException($"--period {period} is longer than the training part ({cut} values).");
         if (cut <= window + 1 || series.Length - cut < 2) throw new ArgumentException($"The series has {series.Length} values: too short for windows of {window} and a test part.");
         // Standardise with the training part's mean and spread (the networks train better on values near 0); errors are reported in the series' units.
         double mean = series.Take(cut).Average(), std = Math.Sqrt(series.Take(cut).Select(v => (v - mean) * (v - mean)).Average());

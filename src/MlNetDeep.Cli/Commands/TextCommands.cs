@@ -26,7 +26,7 @@ internal static class TextCommands
     private static Command Train()
     {
         var common = new CommonOptions();
-        var corpus = new Option<string>("--corpus") { Description = $"A Gutenberg book: {string.Join(", ", Gutenberg.Books)}.", DefaultValueFactory = _ => Gutenberg.DefaultBook };
+        var corpus = new Option<string>("--corpus") { Description = $"Gutenberg books, comma-separated, joined in order: {string.Join(", ", Gutenberg.Books)}.", DefaultValueFactory = _ => Gutenberg.DefaultBook };
         var file = new Option<string?>("--text") { Description = "A UTF-8 text file to train on instead of a book." };
         var level = new Option<string>("--level") { Description = "char or word.", DefaultValueFactory = _ => "char" };
         level.AcceptOnlyFromAmong("char", "word");
@@ -44,13 +44,15 @@ internal static class TextCommands
         var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs.", DefaultValueFactory = _ => 10 };
         var batch = new Option<int>("--batch-size", "-b") { Description = "Windows per mini-batch.", DefaultValueFactory = _ => 128 };
         var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 2e-3 };
+        var patience = new Option<int>("--patience") { Description = "Stop when the held-out loss has not improved for N epochs and keep the best epoch's weights (0: train every epoch, keep the last).", DefaultValueFactory = _ => 3 };
+        var cosine = new Option<bool>("--cosine") { Description = "Anneal the learning rate to 0 over the epochs (cosine)." };
         var validation = new Option<double>("--validation") { Description = "Share of the text, at its end, held out.", DefaultValueFactory = _ => 0.1 };
         var prompt = new Option<string?>("--prompt") { Description = "Prompt of the per-epoch samples (default: the start of the held-out text)." };
         var sampleLength = new Option<int>("--sample-length") { Description = "Tokens generated per sample.", DefaultValueFactory = _ => 300 };
         var maxChars = new Option<int?>("--max-chars") { Description = "Use only the first N characters of the text (quick runs)." };
         var command = new Command("train", "Train a language model; samples at temperatures 0.2, 0.5, 1.0 after every epoch, curves, model.")
         {
-            corpus, file, level, cell, layers, units, window, stride, targets, embedding, vocabulary, dropout, epochs, batch, rate, validation, prompt, sampleLength, maxChars,
+            corpus, file, level, cell, layers, units, window, stride, targets, embedding, vocabulary, dropout, epochs, batch, rate, cosine, patience, validation, prompt, sampleLength, maxChars,
         };
         common.AddTo(command);
         command.SetAction(result =>
@@ -72,11 +74,17 @@ internal static class TextCommands
                 BatchSize = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"),
                 Optimizer = new Adam(OptionChecks.Positive(result.GetValue(rate), "--learning-rate")),
                 ValidationFraction = OptionChecks.Fraction(result.GetValue(validation), "--validation"),
+                LearningRateSchedule = result.GetValue(cosine) ? new CosineAnnealing() : null,
             };
+            int stopAfter = result.GetValue(patience);
+            if (stopAfter < 0) throw new ArgumentOutOfRangeException("--patience", stopAfter, "--patience must be 0 or more.");
+            if (stopAfter > 0 && options.ValidationFraction > 0) options.EarlyStopping = new EarlyStopping(Patience: stopAfter);
             _ = new TextGeneratorEstimator(new MLContext(), options); // options are checked before any text is read
             var source = result.GetValue(file) is { } path ? path : null;
-            string name = source is null ? result.GetValue(corpus)! : Path.GetFileNameWithoutExtension(source);
-            string body = source is null ? Gutenberg.ReadBook(result.GetValue(corpus)!) : TextCorpus.ReadFile(source);
+            var books = result.GetValue(corpus)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (source is null && books.Length == 0) throw new ArgumentException("--corpus names no book.");
+            string name = source is null ? string.Join("+", books) : Path.GetFileNameWithoutExtension(source);
+            string body = source is null ? string.Join("\n", books.Select(b => Gutenberg.ReadBook(b))) : TextCorpus.ReadFile(source);
             if (OptionChecks.Count(result.GetValue(maxChars), "--max-chars") is { } max && max < body.Length) body = body[..max];
             return Run(common.CreateContext(result), options, body, $"text-{(words ? "word" : "char")}-{name}", common.OutputFolder(result),
                 result.GetValue(prompt), OptionChecks.AtLeast(result.GetValue(sampleLength), 1, "--sample-length"));
@@ -114,7 +122,8 @@ internal static class TextCommands
             $"vocabulary {model.Vocabulary.Size} tokens; network:");
         Console.Write(model.Network.Summary([options.WindowLength]));
         if (history.Epochs[^1].ValidationLoss is { } last)
-            Console.WriteLine($"Held-out cross-entropy after the last epoch: {last:F4} nats ({last / Math.Log(2):F4} bits) per token; best {history.Values("val_loss").Min():F4} in epoch {history.BestEpoch + 1}");
+            Console.WriteLine($"Held-out cross-entropy after the last epoch: {last:F4} nats ({last / Math.Log(2):F4} bits) per token; best {history.Values("val_loss").Min():F4} in epoch {history.BestEpoch + 1}; " +
+                $"the saved model holds the weights of epoch {history.WeightsEpoch + 1}" + (history.StopReason is { } why ? $" ({why})" : ""));
         var modelPath = Path.Combine(output, $"{name}.zip");
         ml.Model.SaveDeep(model, data.Schema, modelPath);
         File.WriteAllLines(Path.Combine(output, $"{name}-samples.txt"), log);
@@ -152,8 +161,8 @@ internal static class TextCommands
         command.SetAction(result =>
         {
             var ml = new MLContext(seed: 1);
-            var loaded = ml.Model.LoadDeep(result.GetValue(model)!, out _);
-            var generator = Find(loaded) ?? throw new InvalidDataException($"{result.GetValue(model)} holds no text generator.");
+            using var loaded = (IDisposable)ml.Model.LoadDeep(result.GetValue(model)!, out _);
+            var generator = Find((ITransformer)loaded) ?? throw new InvalidDataException($"{result.GetValue(model)} holds no text generator.");
             var sampling = new Sampling(result.GetValue(temperature), result.GetValue(topK), result.GetValue(greedy));
             var text = generator.Generate(result.GetValue(prompt)!, OptionChecks.AtLeast(result.GetValue(length), 1, "--length"), sampling, result.GetValue(seed));
             Console.WriteLine(result.GetValue(prompt) + (generator.Vocabulary.Level == TextLevel.Word ? " " : "") + text);

@@ -74,6 +74,8 @@ public static class TimeSeries
         ArgumentNullException.ThrowIfNull(series);
         if (window <= 0) throw new ArgumentOutOfRangeException(nameof(window), window, "A window needs at least one value.");
         if (horizon <= 0) throw new ArgumentOutOfRangeException(nameof(horizon), horizon, "The horizon must be at least 1 step.");
+        if ((long)window + horizon > series.Count)
+            throw new ArgumentException($"No window fits: a series of {series.Count} values cannot hold {window} lags and a horizon of {horizon}.", nameof(series));
         int end = Math.Min(endLabel ?? series.Count, series.Count), start = Math.Max(firstLabel, window + horizon - 1);
         if (start >= end)
             throw new ArgumentException($"No window fits: a series of {series.Count} values with labels from {firstLabel} to {end} cannot hold {window} lags and a horizon of {horizon}.", nameof(series));

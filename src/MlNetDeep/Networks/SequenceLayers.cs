@@ -173,6 +173,7 @@ public sealed record SequenceEncoder(int Vocabulary, int EmbeddingSize, int Unit
         if (Vocabulary < 2 || EmbeddingSize <= 0 || Units <= 0 || Layers <= 0 || KernelSize <= 0)
             throw new InvalidOperationException($"{Describe()}: the vocabulary needs at least 2 ids (padding and one token), and sizes must be positive.");
         if (!Enum.IsDefined(Kind)) throw new InvalidOperationException($"{Describe()}: unknown encoder kind {(int)Kind}.");
+        if (Kind == SequenceEncoderKind.Convolution && input[0] < KernelSize) throw ShapeError(input, $"at least {KernelSize} steps (the kernel size)");
         return [Units];
     }
 
@@ -187,9 +188,9 @@ public sealed record SequenceEncoder(int Vocabulary, int EmbeddingSize, int Unit
         long total = Shapes.Values(Vocabulary, EmbeddingSize);
         if (Kind == SequenceEncoderKind.Convolution) return total + Shapes.Values(Units, EmbeddingSize, KernelSize) + Units;
         int gates = Kind switch { SequenceEncoderKind.Lstm => 4, SequenceEncoderKind.Gru => 3, _ => 1 };
-        for (int layer = 0; layer < Layers; layer++)
-            total += Shapes.Values(gates, Units, (long)(layer == 0 ? EmbeddingSize : Units) + Units) + Shapes.Values(2, gates, Units);
-        return total;
+        long biases = Shapes.Values(2, gates, Units);
+        long first = Shapes.Values(gates, Units, (long)EmbeddingSize + Units) + biases, each = Shapes.Values(gates, Units, 2L * Units) + biases;
+        return checked(total + first + (Layers - 1L) * each);
     }
 
     public override string Describe() =>

@@ -73,6 +73,8 @@ public sealed class TextGeneratorEstimator : IEstimator<TextGeneratorTransformer
         }
         using var validationScope = validation;
 
+        if (Options.Samples is { } requested && vocabulary.Encode(requested.Prompt).Length == 0)
+            throw new ArgumentException($"The sample prompt \"{requested.Prompt}\" holds no {Unit} tokens.", nameof(input));
         var network = Options.Network(vocabulary.Size);
         int seed = Options.Seed ?? HostEnvironments.NextSeed(_env, "TextGenerator");
         var device = HostEnvironments.Device(_env);
@@ -83,6 +85,8 @@ public sealed class TextGeneratorEstimator : IEstimator<TextGeneratorTransformer
         {
             module.to(device);
             var settings = LoopSettings.From(Options);
+            if (Options.Targets == PredictionTargets.EveryStep) // logits [rows, window, vocabulary] per validation pass
+                settings = settings with { ValidationBatchSize = (int)Math.Clamp((1L << 24) / Math.Max(1L, (long)window * vocabulary.Size), 1, settings.ValidationBatchSize) };
             if (Options.Samples is { } samples)
                 settings = settings with { Callbacks = [.. settings.Callbacks, new SampleCallback(samples, vocabulary, window, device)] };
             TrainingHistory history;

@@ -72,6 +72,9 @@ public sealed class TextGeneratorOptions : DeepTrainerOptions
     /// <summary>The column of the most likely next token (text).</summary>
     public string PredictedTokenColumnName { get; set; } = "PredictedNextToken";
 
+    /// <summary>The longest window a model may read (and a saved model may ask for).</summary>
+    public const int MaxWindowLength = 100_000;
+
     internal bool ResolvedLowercase => Lowercase ?? Level == TextLevel.Word;
     internal int ResolvedMaxVocabulary => MaxVocabulary ?? (Level == TextLevel.Character ? 256 : 10_000);
     internal int ResolvedEmbeddingSize => EmbeddingSize ?? (Level == TextLevel.Character ? 32 : 128);
@@ -83,7 +86,8 @@ public sealed class TextGeneratorOptions : DeepTrainerOptions
             throw new ArgumentOutOfRangeException(nameof(MaxVocabulary), max, "The vocabulary limit must be at least 2 (the unknown token and one more).");
         if (MaxVocabulary > Vocabulary.MaxSize)
             throw new ArgumentOutOfRangeException(nameof(MaxVocabulary), MaxVocabulary, $"The vocabulary limit may be at most {Vocabulary.MaxSize:N0}.");
-        if (WindowLength <= 0) throw new ArgumentOutOfRangeException(nameof(WindowLength), WindowLength, "A window needs at least one token.");
+        if (WindowLength is <= 0 or > MaxWindowLength)
+            throw new ArgumentOutOfRangeException(nameof(WindowLength), WindowLength, $"A window needs 1 to {MaxWindowLength:N0} tokens.");
         if (Stride <= 0) throw new ArgumentOutOfRangeException(nameof(Stride), Stride, "The stride must be at least 1.");
         if (Layers <= 0) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "A language model needs at least one recurrent layer.");
         if (Units <= 0) throw new ArgumentOutOfRangeException(nameof(Units), Units, "Units must be at least 1.");

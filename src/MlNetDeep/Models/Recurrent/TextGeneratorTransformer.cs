@@ -113,7 +113,7 @@ public sealed class TextGeneratorTransformer : ITransformer, ISavedNetwork, IDis
         {
             using var noGrad = no_grad();
             double loss = 0, correct = 0;
-            using var batches = windows.Epoch(ScoringBatchSize, shuffle: false, generator: null, device: Device);
+            using var batches = windows.Epoch(RowsPerPass, shuffle: false, generator: null, device: Device);
             for (int b = 0; b < batches.Count; b++)
             {
                 using var scope = NewDisposeScope();
@@ -127,6 +127,14 @@ public sealed class TextGeneratorTransformer : ITransformer, ISavedNetwork, IDis
             return new LanguageModelMetrics(ce, ce / Math.Log(2), Math.Exp(ce), correct / n, windows.Count);
         });
     }
+
+    /// <summary>
+    /// Windows per forward pass when evaluating: <see cref="ScoringBatchSize"/>, fewer for a model that predicts at every
+    /// step, whose logits ([rows, window, vocabulary]) would otherwise take gigabytes for a word vocabulary.
+    /// </summary>
+    internal int RowsPerPass => Targets == PredictionTargets.EveryStep
+        ? (int)Math.Clamp((1L << 24) / Math.Max(1L, (long)WindowLength * Vocabulary.Size), 1, ScoringBatchSize)
+        : ScoringBatchSize;
 
     /// <summary>The same measures on a data view's text column (its rows joined by line breaks).</summary>
     public LanguageModelMetrics Evaluate(IDataView data)
@@ -232,8 +240,7 @@ public sealed class TextGeneratorTransformer : ITransformer, ISavedNetwork, IDis
 /// <summary>How a saved <see cref="TextGeneratorTransformer"/> is read back: the vocabulary and network are checked against each other.</summary>
 internal sealed class TextGeneratorFormat : NetworkModelFormat
 {
-    /// <summary>Longest window a saved model may ask for.</summary>
-    private const int MaxWindow = 100_000;
+    private const int MaxWindow = TextGeneratorOptions.MaxWindowLength;
 
     public override string Kind => TextGeneratorTransformer.KindName;
 
@@ -250,10 +257,16 @@ internal sealed class TextGeneratorFormat : NetworkModelFormat
         return record.Network.Build(record.InputShape);
     }
 
-    public override ITransformer Create(TransformerRecord record, nn.Module module, Device device) =>
-        new TextGeneratorTransformer((nn.Module<Tensor, Tensor>)module, record.Network, ReadVocabulary(record), record.InputShape[0],
-            Enum.TryParse<PredictionTargets>(record.Get<string>("targets"), out var targets) ? targets : throw new InvalidDataException("its prediction targets are unknown."),
-            record.FeatureColumnName, record.Get<string>("probabilitiesColumn"), record.Get<string>("predictedTokenColumn"), device, record.ScoringBatchSize);
+    public override ITransformer Create(TransformerRecord record, nn.Module module, Device device)
+    {
+        if (!Enum.TryParse<PredictionTargets>(record.Get<string>("targets"), ignoreCase: false, out var targets) || !Enum.IsDefined(targets) || char.IsDigit(record.Get<string>("targets")[0]))
+            throw new InvalidDataException("its prediction targets are unknown.");
+        string text = record.FeatureColumnName, probabilities = record.Get<string>("probabilitiesColumn"), predicted = record.Get<string>("predictedTokenColumn");
+        if (string.IsNullOrWhiteSpace(text) || string.IsNullOrWhiteSpace(probabilities) || string.IsNullOrWhiteSpace(predicted) || probabilities == predicted)
+            throw new InvalidDataException("its column names are empty or the same.");
+        return new TextGeneratorTransformer((nn.Module<Tensor, Tensor>)module, record.Network, ReadVocabulary(record), record.InputShape[0], targets,
+            text, probabilities, predicted, device, record.ScoringBatchSize);
+    }
 
     private static Vocabulary ReadVocabulary(TransformerRecord record)
     {

@@ -24,7 +24,7 @@ public sealed class TokenKeyPaddingTransformer : ITransformer, IPersistentTransf
         ArgumentException.ThrowIfNullOrWhiteSpace(outputColumnName);
         ArgumentException.ThrowIfNullOrWhiteSpace(inputColumnName);
         if (maxLength is < 1 or > MaxMaxLength) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, $"MaxLength must be 1 to {MaxMaxLength:N0} tokens.");
-        if (keyCount < 1) throw new ArgumentOutOfRangeException(nameof(keyCount), keyCount, "The token keys need at least one value.");
+        if (keyCount is < 1 or > (1 << 24) - 2) throw new ArgumentOutOfRangeException(nameof(keyCount), keyCount, $"The token keys must number 1 to {(1 << 24) - 2:N0}.");
         OutputColumnName = outputColumnName;
         InputColumnName = inputColumnName;
         MaxLength = maxLength;
@@ -47,7 +47,9 @@ public sealed class TokenKeyPaddingTransformer : ITransformer, IPersistentTransf
         var view = ColumnChecks.Find(schema, column, "token");
         if (schema[column].Type is not VectorDataViewType { ItemType: KeyDataViewType key } || key.RawType != typeof(uint))
             throw new ArgumentOutOfRangeException(column, $"The token column '{column}' must be a vector of keys (TokenizeIntoWords then MapValueToKey), but is {view.TypeText}.");
-        if (key.Count is 0 or > int.MaxValue - 2) throw new ArgumentOutOfRangeException(column, $"The token column '{column}' has keys without a known count.");
+        if (key.Count == 0) throw new ArgumentOutOfRangeException(column, $"The token column '{column}' has keys without a known count.");
+        // Ids travel as floats: beyond 2^24 they would not be exact.
+        if (key.Count > (1 << 24) - 2) throw new ArgumentOutOfRangeException(column, $"The token column '{column}' has {key.Count:N0} keys; at most {(1 << 24) - 2:N0} are supported (limit MapValueToKey's maximumNumberOfKeys).");
         return (int)key.Count;
     }
 

@@ -10,7 +10,7 @@ public sealed record Sampling(double Temperature = 1.0, int TopK = 0, bool Greed
 {
     internal void Validate()
     {
-        if (!(Temperature > 0) || !double.IsFinite(Temperature))
+        if (!Greedy && (!(Temperature > 0) || !double.IsFinite(Temperature)))
             throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "The temperature must be a positive number (use Greedy for the most likely token every time).");
         if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), TopK, "TopK must be 0 (all tokens) or more.");
     }
@@ -83,7 +83,9 @@ internal static class TokenSampler
 
     private static int Draw(double[] logits, Sampling sampling, Random random)
     {
-        var scaled = logits.Select(l => l / sampling.Temperature).ToArray();
+        // Relative to the largest logit first, so a tiny temperature sends the others to -infinity, not everything to NaN.
+        double max = logits.Max();
+        var scaled = logits.Select(l => (l - max) / sampling.Temperature).ToArray();
         if (sampling.TopK > 0 && sampling.TopK < scaled.Length)
         {
             // Keep the K largest: everything above the K-th value, and as many of the ties at it (first ids first) as fit.

@@ -67,6 +67,9 @@ public sealed partial class Vocabulary
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var token in probe.Tokenize(text)) counts[token] = counts.GetValueOrDefault(token) + 1;
         counts.Remove(UnknownToken);
+        // A character outside the Basic Multilingual Plane is two UTF-16 halves; neither is a character of its own (nor
+        // survives a JSON round trip alone), so both stand as the unknown token.
+        if (level == TextLevel.Character) foreach (var token in counts.Keys.Where(t => char.IsSurrogate(t[0])).ToList()) counts.Remove(token);
         if (counts.Count == 0) throw new InvalidDataException("The text holds no tokens: it is empty or only white space.");
         var kept = counts.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).Take(maxSize - 1).Select(kv => kv.Key);
         return new Vocabulary(level, lowercase, [UnknownToken, .. kept]);
@@ -82,7 +85,7 @@ public sealed partial class Vocabulary
         for (int i = 1; i < tokens.Count; i++)
         {
             var token = tokens[i];
-            if (string.IsNullOrEmpty(token) || token.Length > MaxTokenLength || (level == TextLevel.Character && token.Length != 1))
+            if (string.IsNullOrEmpty(token) || token.Length > MaxTokenLength || (level == TextLevel.Character && (token.Length != 1 || char.IsSurrogate(token[0]))))
                 throw new InvalidDataException($"the saved vocabulary's token {i} is empty, too long or not one character for a character model.");
         }
         return new Vocabulary(level, lowercase, tokens.ToArray());
