@@ -44,14 +44,17 @@ var series = TimeSeries.Seasonal(1500, period: 24);
 int cut = 1200;
 double mean = series.Take(cut).Average(), std = Math.Sqrt(series.Take(cut).Average(v => (v - mean) * (v - mean)));
 var scaled = series.Select(v => (float)((v - mean) / std)).ToArray();
-var lagsTrain = ml.Data.LoadSeriesWindows(scaled, window: 48, endLabel: cut);
-var lagsTest = ml.Data.LoadSeriesWindows(scaled, window: 48, firstLabel: cut);
+// Relative to the last lag: the models learn the change, so the trend taking the test part above the training range
+// does not push their inputs where they never saw any (forecast = Last + prediction).
+var lagsTrain = ml.Data.LoadSeriesWindows(scaled, window: 48, endLabel: cut, relativeToLast: true);
+var lagsTest = ml.Data.LoadSeriesWindows(scaled, window: 48, firstLabel: cut, relativeToLast: true);
 var lstm = ml.Regression.Trainers.NeuralNetwork(new MlNetDeep.Models.Regression.NeuralNetworkRegressorOptions
 {
     FeatureColumnName = TimeSeries.LagsColumn, InputShape = [48, 1], Network = new NetworkSpec([new LSTM(32), new Dense(Dense.TaskOutputs)]),
     Epochs = epochs * 5, BatchSize = 32, Optimizer = new Adam(3e-3),
 }).Fit(lagsTrain);
 var trees = ml.Regression.Trainers.FastTree(featureColumnName: TimeSeries.LagsColumn).Fit(lagsTrain);
+// The change's error is the level's error (Last is known), in standardised units: times std for the series' units.
 double Rmse(ITransformer model) => ml.Regression.Evaluate(model.Transform(lagsTest)).RootMeanSquaredError * std;
 Console.WriteLine($"One-step forecast RMSE (series units): LSTM {Rmse(lstm):F3}, FastTree {Rmse(trees):F3} (noise std 1.0)");
 

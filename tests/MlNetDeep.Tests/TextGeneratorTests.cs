@@ -83,6 +83,8 @@ public class TextGeneratorTests
         var vocabulary = Vocabulary.Build("Hello, world! Don't stop. 'Quoted' (aside)", TextLevel.Word, lowercase: true, maxSize: 100);
         Assert.Equal(["hello", ",", "world", "!", "don't", "stop", ".", "'", "quoted", "'", "(", "aside", ")"], vocabulary.Tokenize("Hello, world! Don't stop. 'Quoted' (aside)"));
         Assert.Equal("hello, world! don't stop.", vocabulary.Decode(vocabulary.Encode("Hello, world! Don't stop.")));
+        var quotes = Vocabulary.Build("\"Yes,\" he said. \"No.\" (Then a well-known word.)", TextLevel.Word, lowercase: true, maxSize: 100);
+        Assert.Equal("\"yes,\" he said. \"no.\" (then a well-known word.)", quotes.Decode(quotes.Encode("\"Yes,\" he said. \"No.\" (Then a well-known word.)")));
     }
 
     [Fact]

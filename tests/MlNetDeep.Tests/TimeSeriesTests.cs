@@ -24,6 +24,10 @@ public class TimeSeriesTests
         var ahead = ml.Data.LoadSeriesWindows(series, window: 3, horizon: 2);
         Assert.Equal(4f, ahead.GetColumn<float>("Label").First());
         Assert.Equal([0f, 1, 2], ahead.GetColumn<float[]>(TimeSeries.LagsColumn).First());
+        var relative = ml.Data.LoadSeriesWindows(series, window: 3, firstLabel: 8, relativeToLast: true);
+        Assert.Equal([-2f, -1, 0], relative.GetColumn<float[]>(TimeSeries.LagsColumn).First());
+        Assert.Equal([1f, 1, 1, 1], relative.GetColumn<float>("Label"));
+        Assert.Equal([7f, 8, 9, 10], relative.GetColumn<float>("Last"));
         Assert.Throws<ArgumentException>(() => ml.Data.LoadSeriesWindows(series, window: 12));
         Assert.Throws<ArgumentOutOfRangeException>(() => ml.Data.LoadSeriesWindows(series, window: 0));
     }

@@ -109,9 +109,10 @@ internal static class SequenceCommands
         var period = new Option<int>("--period") { Description = "Season length of the generated series (and of the seasonal naive forecast).", DefaultValueFactory = _ => 24 };
         var window = new Option<int>("--window") { Description = "Lags the models read.", DefaultValueFactory = _ => 48 };
         var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs of the LSTM.", DefaultValueFactory = _ => 30 };
+        var levels = new Option<bool>("--levels") { Description = "Feed every model the standardised levels instead of the changes from the last lag." };
         var command = new Command("forecast", "One-step forecasts: an LSTM against ML.NET's SDCA and FastTree on the same lags, and the seasonal naive forecast.")
         {
-            csv, column, length, period, window, epochs,
+            csv, column, length, period, window, epochs, levels,
         };
         common.AddTo(command);
         command.SetAction(result =>
@@ -131,12 +132,12 @@ internal static class SequenceCommands
                 name = $"seasonal series (period {p}, trend, noise 1.0)";
             }
             return RunForecast(ml, series, name, OptionChecks.AtLeast(result.GetValue(window), 1, "--window"), p,
-                OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), common.OutputFolder(result));
+                OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), !result.GetValue(levels), common.OutputFolder(result));
         });
         return command;
     }
 
-    private static int RunForecast(MLContext ml, float[] series, string name, int window, int period, int epochs, string output)
+    private static int RunForecast(MLContext ml, float[] series, string name, int window, int period, int epochs, bool relative, string output)
     {
         int cut = (int)(series.Length * 0.8);
         if (period > cut) throw new ArgumentException($"--period {period} is longer than the training part ({cut} values).");
@@ -145,10 +146,13 @@ internal static class SequenceCommands
         double mean = series.Take(cut).Average(), std = Math.Sqrt(series.Take(cut).Select(v => (v - mean) * (v - mean)).Average());
         if (std == 0) std = 1;
         var scaled = series.Select(v => (float)((v - mean) / std)).ToArray();
-        var train = ml.Data.LoadSeriesWindows(scaled, window, endLabel: cut);
-        var test = ml.Data.LoadSeriesWindows(scaled, window, firstLabel: cut);
-        var truth = test.GetColumn<float>("Label").Select(v => v * std + mean).ToArray();
-        Console.WriteLine($"{name}: {series.Length} values; train on labels before {cut}, test the {truth.Length} one-step forecasts after; {window} lags");
+        var train = ml.Data.LoadSeriesWindows(scaled, window, endLabel: cut, relativeToLast: relative);
+        var test = ml.Data.LoadSeriesWindows(scaled, window, firstLabel: cut, relativeToLast: relative);
+        var times = test.GetColumn<int>("Time").ToArray();
+        var lastLags = test.GetColumn<float>("Last").ToArray();
+        var truth = times.Select(t => (double)series[t]).ToArray();
+        Console.WriteLine($"{name}: {series.Length} values; train on labels before {cut}, test the {truth.Length} one-step forecasts after; {window} lags" +
+            (relative ? ", every model reads the changes from the last lag and predicts the next change" : ", every model reads the standardised levels"));
 
         var results = new List<(string Model, double[] Forecast, double Seconds)>();
         var clock = Stopwatch.StartNew();
@@ -171,7 +175,6 @@ internal static class SequenceCommands
             var model = trainer.Fit(train);
             results.Add((label, Unscale(model.Transform(test)), clock.Elapsed.TotalSeconds));
         }
-        var times = test.GetColumn<int>("Time").ToArray();
         results.Add(($"seasonal naive (value {period} steps before)", times.Select(t => (double)series[t - period]).ToArray(), 0));
 
         Console.WriteLine();
@@ -186,13 +189,13 @@ internal static class SequenceCommands
         int shown = Math.Min(truth.Length, 4 * period);
         Plotting.Charts.Lines(Path.Combine(output, "forecast.png"), $"{name}: one-step forecasts on the test part", "step", "value",
         [
-            new Plotting.Charts.Series("series", times.Take(shown).Select(t => (double)t).ToList(), truth.Take(shown).Select(v => (double)v).ToList()),
+            new Plotting.Charts.Series("series", times.Take(shown).Select(t => (double)t).ToList(), truth.Take(shown).ToList()),
             new Plotting.Charts.Series("LSTM", times.Take(shown).Select(t => (double)t).ToList(), lstmForecast.Take(shown).ToList()),
             new Plotting.Charts.Series("FastTree", times.Take(shown).Select(t => (double)t).ToList(), results[2].Forecast.Take(shown).ToList()),
         ]);
         Console.WriteLine($"Wrote {Path.Combine(output, "forecast.png")}");
         return 0;
 
-        double[] Unscale(IDataView scored) => scored.GetColumn<float>("Score").Select(v => v * std + mean).ToArray();
+        double[] Unscale(IDataView scored) => scored.GetColumn<float>("Score").Select((v, i) => (v + (relative ? lastLags[i] : 0)) * std + mean).ToArray();
     }
 }

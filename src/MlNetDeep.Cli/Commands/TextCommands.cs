@@ -140,6 +140,7 @@ internal static class TextCommands
         int start = body.IndexOf('\n', Math.Min(cut, body.Length - 1)) is var n and >= 0 && n + 1 < body.Length ? n + 1 : 0;
         int chars = options.Level == TextLevel.Word ? options.WindowLength * 6 : options.WindowLength;
         var prompt = body.Substring(start, Math.Min(chars, body.Length - start)).Replace('\n', ' ').Trim();
+        if (options.Level == TextLevel.Word && prompt.LastIndexOf(' ') is > 0 and var space) prompt = prompt[..space]; // whole words only
         return prompt.Length > 0 ? prompt : body[..Math.Min(chars, body.Length)];
     }
 

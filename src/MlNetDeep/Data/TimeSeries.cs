@@ -67,9 +67,12 @@ public static class TimeSeries
     /// Rows of <paramref name="window"/> consecutive values (<see cref="LagsColumn"/>, shape [window, 1] for a recurrent
     /// layer) and the value <paramref name="horizon"/> steps after the last of them (Label), for every position whose
     /// label index lies in [<paramref name="firstLabel"/>, <paramref name="endLabel"/>): split a series by time with two calls.
+    /// With <paramref name="relativeToLast"/> the lags and the label are taken relative to the last lag (its value is in
+    /// the <c>Last</c> column: forecast = Last + prediction), so a model learns the change, not the level, and a trend or
+    /// level beyond the training range does not push its inputs where it never saw any.
     /// </summary>
     public static IDataView LoadSeriesWindows(this DataOperationsCatalog catalog, IReadOnlyList<float> series, int window, int horizon = 1,
-        int firstLabel = 0, int? endLabel = null)
+        int firstLabel = 0, int? endLabel = null, bool relativeToLast = false)
     {
         ArgumentNullException.ThrowIfNull(series);
         if (window <= 0) throw new ArgumentOutOfRangeException(nameof(window), window, "A window needs at least one value.");
@@ -85,7 +88,9 @@ public static class TimeSeries
             var lags = new float[window];
             int first = label - horizon - window + 1;
             for (int i = 0; i < window; i++) lags[i] = series[first + i];
-            rows.Add(new WindowRow { Lags = lags, Label = series[label], Time = label });
+            float last = lags[^1], offset = relativeToLast ? last : 0;
+            if (relativeToLast) for (int i = 0; i < window; i++) lags[i] -= offset;
+            rows.Add(new WindowRow { Lags = lags, Label = series[label] - offset, Time = label, Last = last });
         }
         var schema = SchemaDefinition.Create(typeof(WindowRow));
         schema[nameof(WindowRow.Lags)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, window);
@@ -97,5 +102,6 @@ public static class TimeSeries
         public float[] Lags { get; set; } = [];
         public float Label { get; set; }
         public int Time { get; set; }
+        public float Last { get; set; }
     }
 }

@@ -71,6 +71,7 @@ internal static class TokenSampler
         finally
         {
             if (wasTraining) module.train();
+            Native.NativeMemory.AfterScoringBatch(); // a generation is a run of small forward passes: keep the native heap trimmed
         }
     }
 

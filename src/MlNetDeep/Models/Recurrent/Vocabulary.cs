@@ -118,18 +118,24 @@ public sealed partial class Vocabulary
     /// <summary>The ids of <paramref name="text"/>'s tokens (0 for tokens the vocabulary lacks).</summary>
     public int[] Encode(string text) => Tokenize(text).Select(Id).ToArray();
 
-    /// <summary>Text from token ids: characters joined as they are; words joined by spaces, with none before punctuation.</summary>
+    /// <summary>
+    /// Text from token ids: characters joined as they are; words joined by spaces, with none before closing punctuation,
+    /// none after an opening bracket or quote (double quotes alternate opening and closing) and none around a hyphen.
+    /// </summary>
     public string Decode(IEnumerable<int> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
         var tokens = ids.Select(id => id >= 0 && id < Size ? Tokens[id] : throw new ArgumentOutOfRangeException(nameof(ids), id, $"Token ids run from 0 to {Size - 1}."));
         if (Level == TextLevel.Character) return string.Concat(tokens);
         var sb = new StringBuilder();
+        bool quoteOpen = false, glueNext = true;
         foreach (var token in tokens)
         {
-            bool attach = sb.Length == 0 || (token.Length == 1 && ".,;:!?)]}'\"".Contains(token[0])) || sb[^1] is '(' or '[' or '{';
-            if (!attach) sb.Append(' ');
+            bool closing = token.Length == 1 && (".,;:!?)]}'-".Contains(token[0]) || (token[0] == '"' && quoteOpen));
+            if (!closing && !glueNext) sb.Append(' ');
             sb.Append(token);
+            glueNext = token is "(" or "[" or "{" or "-" || (token == "\"" && !quoteOpen);
+            if (token == "\"") quoteOpen = !quoteOpen;
         }
         return sb.ToString();
     }
