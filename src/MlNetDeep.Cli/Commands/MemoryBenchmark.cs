@@ -95,8 +95,13 @@ internal static class MemoryBenchmark
 
     private static Sample Measure(string point, long count)
     {
-        double managed = GC.GetTotalMemory(forceFullCollection: true) / 1048576.0;
+        GC.Collect();
         GC.WaitForPendingFinalizers();
+        GC.Collect();
+        // The live managed bytes after a full collection, from the collection's own record (GC.GetTotalMemory was seen
+        // to report a negative total in the middle of a Fit).
+        var info = GC.GetGCMemoryInfo(GCKind.FullBlocking);
+        double managed = (info.HeapSizeBytes - info.FragmentedBytes) / 1048576.0;
         return new Sample(point, count, ResidentBytes() / 1048576.0, MallocInUseBytes() / 1048576.0, managed, TorchSharp.torch.Tensor.TotalCount);
     }
 
