@@ -209,6 +209,41 @@ public class TextGeneratorTests
         }
     }
 
+    private sealed class IdsRow
+    {
+        [VectorType(12)]
+        public float[] TokenIds { get; set; } = [];
+    }
+
+    [Theory]
+    [InlineData(RecurrentKind.Lstm, PredictionTargets.NextToken)]
+    [InlineData(RecurrentKind.Gru, PredictionTargets.EveryStep)]
+    [InlineData(RecurrentKind.SimpleRnn, PredictionTargets.NextToken)]
+    public void TheOnnxExportScoresAsTheModelDoesThroughApplyOnnxModel(RecurrentKind cell, PredictionTargets targets)
+    {
+        var ml = new MLContext(seed: 1);
+        var options = Small(epochs: 1);
+        options.Cell = cell;
+        options.Targets = targets;
+        options.Dropout = 0.1;
+        using var model = ml.Transforms.Text.TextGenerator(options).Fit(Data(ml, SmallText()));
+        string[] contexts = ["the cat sat on the m", "my sister found the door.", "a dog looked at the garden"];
+        var path = TestData.TempFile(".onnx");
+        try
+        {
+            model.SaveAsOnnx(path);
+            var rows = ml.Data.LoadFromEnumerable(contexts.Select(c => new IdsRow { TokenIds = model.TokenIds(c) }));
+            var onnx = ml.Transforms.ApplyOnnxModel(["NextTokenProbabilities"], ["TokenIds"], path).Fit(rows);
+            var scored = TestData.Column(onnx.Transform(rows), "NextTokenProbabilities");
+            TestData.AssertClose(contexts.Select(c => model.NextTokenProbabilities(c[^12..])).ToList(), scored, 1e-4);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        Assert.Throws<ArgumentException>(() => model.TokenIds("short"));
+    }
+
     [Fact]
     public void TransformAndPredictionEngineGiveTheNextCharacterDistribution()
     {

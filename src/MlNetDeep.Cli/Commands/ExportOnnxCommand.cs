@@ -22,7 +22,15 @@ internal static class ExportOnnxCommand
                 Console.Error.WriteLine(ex.Message);
                 return 1;
             }
-            var deep = ((IEnumerable<ITransformer>)pipeline).OfType<DeepTransformer>().ToList();
+            var stages = ((IEnumerable<ITransformer>)pipeline).ToList();
+            if (stages.OfType<Models.Recurrent.TextGeneratorTransformer>().ToList() is [var generator])
+            {
+                generator.SaveAsOnnx(result.GetValue(output)!);
+                Console.WriteLine($"Wrote {result.GetValue(output)}: input 'TokenIds' [N, {generator.WindowLength}] (token ids of the last window), " +
+                    $"output '{generator.ProbabilitiesColumnName}' [N, {generator.Vocabulary.Size}] (next-token probabilities in the vocabulary's order).");
+                return 0;
+            }
+            var deep = stages.OfType<DeepTransformer>().ToList();
             if (deep.Count != 1)
             {
                 Console.Error.WriteLine($"The pipeline has {deep.Count} deep stages; export-onnx needs exactly one.");

@@ -101,6 +101,40 @@ public sealed class TextGeneratorTransformer : ITransformer, ISavedNetwork, IDis
         return TokenSampler.Softmax(logits).Select(p => (float)p).ToArray();
     }
 
+    /// <summary>
+    /// The ids of <paramref name="context"/>'s last <see cref="WindowLength"/> tokens (as floats): the input row of the
+    /// ONNX model (<see cref="SaveAsOnnx(string)"/>), which reads exactly one full window.
+    /// </summary>
+    public float[] TokenIds(string context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var ids = Vocabulary.Encode(context);
+        if (ids.Length < WindowLength)
+            throw new ArgumentException($"The context has {ids.Length} tokens; the ONNX model reads exactly {WindowLength}.", nameof(context));
+        return ids[^WindowLength..].Select(i => (float)i).ToArray();
+    }
+
+    /// <summary>
+    /// Writes the network as an ONNX model that ML.NET's <c>ApplyOnnxModel</c> (ONNX Runtime) scores without MlNetDeep:
+    /// input <paramref name="inputName"/>, a window of token ids [N, WindowLength] (<see cref="TokenIds"/>), output
+    /// <paramref name="outputName"/>, the next token's probabilities [N, vocabulary] in <see cref="Vocabulary"/> order.
+    /// The file is replaced in one step once the whole model is on disk.
+    /// </summary>
+    public void SaveAsOnnx(string path, string inputName = "TokenIds", string? outputName = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(inputName);
+        var bytes = WithModule(module =>
+        {
+            var graph = new Persistence.Onnx.OnnxGraph();
+            var (logits, shape) = Persistence.Onnx.OnnxExporter.EmitNetwork(graph, Network, module, inputName, [WindowLength]);
+            if (shape.Length == 2) // every step: the last one's logits
+                logits = graph.Node("Squeeze", [graph.Node("Gather", [logits, graph.Int64Initializer("last", [-1])], ("axis", 1L)), graph.Int64Initializer("axes", [1])]);
+            var probabilities = graph.Node("Softmax", [logits], ("axis", -1L));
+            return graph.ToModel(Network.Name, inputName, WindowLength, probabilities, outputName ?? ProbabilitiesColumnName, Vocabulary.Size);
+        });
+        Persistence.AtomicFile.Write(path, file => file.Write(bytes));
+    }
+
     /// <summary>Cross-entropy, bits per token, perplexity and accuracy on <paramref name="text"/>: every token after the first full window, from the window before it.</summary>
     public LanguageModelMetrics Evaluate(string text)
     {

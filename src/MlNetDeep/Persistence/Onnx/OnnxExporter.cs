@@ -61,6 +61,15 @@ public static class OnnxExporter
     {
         switch (layer)
         {
+            case Dense dense when input.Length == 2:
+            {
+                // Per step over a sequence [N, steps, features]: x W^T + b on the last axis.
+                var y = g.Node("MatMul", [x, Const(g, "WT", w["weight"].t())]);
+                if (dense.UseBias) y = g.Node("Add", [y, Const(g, "B", w["bias"])]);
+                return Activate(g, y, dense.Activation, 0);
+            }
+            case RecurrentLayer recurrent:
+                return Recurrent(g, recurrent, x, w);
             case Dense dense:
             {
                 if (input.Length != 1) throw new NotSupportedException($"ONNX export does not support {layer.Describe()} over a sequence [{string.Join(", ", input)}] yet.");
@@ -115,6 +124,35 @@ public static class OnnxExporter
             default:
                 throw new NotSupportedException($"ONNX export does not support the layer {layer.Describe()} yet.");
         }
+    }
+
+    /// <summary>
+    /// A recurrent layer as ONNX's LSTM, GRU or RNN (time first, so the batch-first sequence is transposed around it).
+    /// Torch keeps an LSTM's gates in the order input, forget, cell, output and ONNX in input, output, forget, cell; a
+    /// GRU's reset, update, new against ONNX's update, reset, new (with the reset applied after the recurrent product,
+    /// linear_before_reset = 1, as torch does). The weights are reordered to match.
+    /// </summary>
+    private static string Recurrent(OnnxGraph g, RecurrentLayer layer, string x, Dictionary<string, Tensor> w)
+    {
+        var (op, order) = layer switch
+        {
+            LSTM => ("LSTM", new[] { 0, 3, 1, 2 }),
+            GRU => ("GRU", new[] { 1, 0, 2 }),
+            _ => ("RNN", new[] { 0 }),
+        };
+        int units = layer.Units;
+        using var scope = NewDisposeScope();
+        Tensor Reorder(Tensor t) => cat(order.Select(k => t.detach().narrow(0, (long)k * units, units)).ToArray(), 0);
+        var inputWeights = Reorder(w["weight_ih_l0"]).unsqueeze(0);
+        var recurrentWeights = Reorder(w["weight_hh_l0"]).unsqueeze(0);
+        var biases = cat([Reorder(w["bias_ih_l0"]), Reorder(w["bias_hh_l0"])], 0).unsqueeze(0);
+        var timeFirst = g.Node("Transpose", [x], ("perm", new long[] { 1, 0, 2 }));
+        var attributes = new List<(string, object)> { ("hidden_size", (long)units) };
+        if (layer is GRU) attributes.Add(("linear_before_reset", 1L));
+        var y = g.Node(op, [timeFirst, Const(g, "W", inputWeights), Const(g, "R", recurrentWeights), Const(g, "B", biases)], attributes.ToArray()); // [steps, 1, N, units]
+        var steps = g.Node("Squeeze", [y, g.Int64Initializer("axes", [1])]); // [steps, N, units]
+        if (layer.ReturnSequences) return g.Node("Transpose", [steps], ("perm", new long[] { 1, 0, 2 }));
+        return g.Node("Squeeze", [g.Node("Gather", [steps, g.Int64Initializer("last", [-1])], ("axis", 0L)), g.Int64Initializer("axes", [0])]);
     }
 
     private static string Activate(OnnxGraph g, string x, ActivationKind kind, double alpha) => kind switch
