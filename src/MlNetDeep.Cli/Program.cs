@@ -19,6 +19,7 @@ var gan = new Command("gan", "Generative adversarial networks: dense GAN, DCGAN,
 gan.Subcommands.Add(GanCommand.Create());
 root.Subcommands.Add(gan);
 root.Subcommands.Add(TextCommands.Create());
+root.Subcommands.Add(ReinforcementCommands.Create());
 var series = new Command("series", "Time series: forecasting with an LSTM next to ML.NET's regressors.");
 series.Subcommands.Add(SequenceCommands.Forecast());
 root.Subcommands.Add(series);
