@@ -12,7 +12,7 @@ namespace MlNetDeep.Reinforcement;
 /// Transform, PredictionEngine and SaveDeep/LoadDeep (the table is saved). A board value other than 0 or 1 is an error
 /// naming it.
 /// </summary>
-public sealed class FlippersPolicyTransformer : ITransformer, IPersistentTransformer
+public sealed class FlippersPolicyTransformer : Models.Common.RowMappingTransformer, IPersistentTransformer
 {
     internal const string KindName = "FlippersPolicy";
 
@@ -51,14 +51,6 @@ public sealed class FlippersPolicyTransformer : ITransformer, IPersistentTransfo
         return _values.AsSpan(board * Flippers.Tiles, Flippers.Tiles).ToArray();
     }
 
-    public bool IsRowToRowMapper => true;
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Mapper(inputSchema).GetOutputSchema(inputSchema);
-    public IDataView Transform(IDataView input) => Mapper(input.Schema).Transform(input);
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Mapper(inputSchema).GetRowToRowMapper(inputSchema);
-
-    void ICanSaveModel.Save(ModelSaveContext ctx) =>
-        throw new NotSupportedException("ML.NET's Model.Save cannot store third-party transformers: save it with mlContext.Model.SaveDeep(...) instead.");
-
     string IPersistentTransformer.Kind => KindName;
 
     JsonObject IPersistentTransformer.Settings() => new()
@@ -78,7 +70,7 @@ public sealed class FlippersPolicyTransformer : ITransformer, IPersistentTransfo
         public float[] QValues { get; set; } = [];
     }
 
-    private ITransformer Mapper(DataViewSchema schema)
+    private protected override ITransformer Mapper(DataViewSchema schema)
     {
         var column = ColumnChecks.Find(schema, BoardColumnName, "board");
         int size = ColumnChecks.RequireFloatFeatures(column, "board");

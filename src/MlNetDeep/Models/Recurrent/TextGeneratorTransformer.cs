@@ -24,7 +24,7 @@ public sealed record LanguageModelMetrics(double CrossEntropy, double BitsPerTok
 /// Tokens outside the vocabulary become its unknown token. Save with <c>mlContext.Model.SaveDeep</c>.
 /// </summary>
 /// <remarks>Thread safety: any number of threads may use one model; the network runs one call at a time.</remarks>
-public sealed class TextGeneratorTransformer : ITransformer, ISavedNetwork, IDisposable
+public sealed class TextGeneratorTransformer : Models.Common.RowMappingTransformer, ISavedNetwork, IDisposable
 {
     internal const string KindName = "TextGenerator";
 
@@ -190,22 +190,6 @@ public sealed class TextGeneratorTransformer : ITransformer, ISavedNetwork, IDis
 
     // ---- ML.NET transformer: adds the next-token distribution of each row's text ----
 
-    public bool IsRowToRowMapper => true;
-
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Mapper(inputSchema).GetOutputSchema(inputSchema);
-
-    public IDataView Transform(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        return Mapper(input.Schema).Transform(input);
-    }
-
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Mapper(inputSchema).GetRowToRowMapper(inputSchema);
-
-    void ICanSaveModel.Save(ModelSaveContext ctx) =>
-        throw new NotSupportedException("ML.NET's Model.Save cannot store a TextGeneratorTransformer (ML.NET keeps its model-saving API internal). " +
-            "Save it with mlContext.Model.SaveDeep(model, inputSchema, path) and load it with mlContext.Model.LoadDeep(path, out schema).");
-
     private sealed class ContextRow
     {
         public string Text { get; set; } = "";
@@ -218,7 +202,7 @@ public sealed class TextGeneratorTransformer : ITransformer, ISavedNetwork, IDis
     }
 
     /// <summary>ML.NET's CustomMapping around <see cref="NextTokenProbabilities"/>, with this model's column names and vocabulary as slot names.</summary>
-    private ITransformer Mapper(DataViewSchema inputSchema)
+    private protected override ITransformer Mapper(DataViewSchema inputSchema)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ColumnChecks.RequireText(ColumnChecks.Find(inputSchema, TextColumnName, "text"));

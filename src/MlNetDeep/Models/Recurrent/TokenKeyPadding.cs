@@ -12,7 +12,7 @@ namespace MlNetDeep.Models.Recurrent;
 /// row of <see cref="MaxLength"/> ids for a <see cref="Networks.SequenceEncoder"/>: the first MaxLength tokens, key k
 /// as id k + 1, a missing key (a token the key map never saw) as id 1, and 0 after the last token (padding).
 /// </summary>
-public sealed class TokenKeyPaddingTransformer : ITransformer, IPersistentTransformer
+public sealed class TokenKeyPaddingTransformer : RowMappingTransformer, IPersistentTransformer
 {
     internal const string KindName = "TokenKeyPadding";
 
@@ -62,14 +62,6 @@ public sealed class TokenKeyPaddingTransformer : ITransformer, IPersistentTransf
         return ids;
     }
 
-    public bool IsRowToRowMapper => true;
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Mapper(inputSchema).GetOutputSchema(inputSchema);
-    public IDataView Transform(IDataView input) => Mapper(input.Schema).Transform(input);
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Mapper(inputSchema).GetRowToRowMapper(inputSchema);
-
-    void ICanSaveModel.Save(ModelSaveContext ctx) =>
-        throw new NotSupportedException("ML.NET's Model.Save cannot store third-party transformers: save the pipeline with mlContext.Model.SaveDeep(...) instead.");
-
     string IPersistentTransformer.Kind => KindName;
 
     JsonObject IPersistentTransformer.Settings() => new()
@@ -87,7 +79,7 @@ public sealed class TokenKeyPaddingTransformer : ITransformer, IPersistentTransf
         public float[] Ids { get; set; } = [];
     }
 
-    private ITransformer Mapper(DataViewSchema schema)
+    private protected override ITransformer Mapper(DataViewSchema schema)
     {
         int keys = KeyCountOf(schema, InputColumnName);
         if (keys != KeyCount)
