@@ -17,7 +17,7 @@ Directory.CreateDirectory(output);
 var ml = new MLContext(seed: 1);
 IDataView text = ml.Data.LoadGutenberg(book);                     // one row, column Text (fetched with npm once)
 string body = Gutenberg.ReadBook(book);
-if (body.Length > characters) text = ml.Data.LoadFromEnumerable([new Row { Text = body[..characters] }]);
+if (body.Length > characters) text = ml.Data.LoadTextRows([body[..characters]]);
 
 var options = new TextGeneratorOptions
 {
@@ -43,16 +43,11 @@ Console.WriteLine($"Saved {path}; the loaded model continues the prompt identica
                   $"{loaded.Generate("Father Brown said ", 100, 0.5, seed: 3) == model.Generate("Father Brown said ", 100, 0.5, seed: 3)}");
 
 // As a pipeline stage: the next-character distribution of each row's text.
-var engine = ml.Model.CreatePredictionEngine<Row, NextCharacter>(model);
-var next = engine.Predict(new Row { Text = "The priest looked at the" });
+var engine = ml.Model.CreatePredictionEngine<TextRow, NextCharacter>(model);
+var next = engine.Predict(new TextRow { Text = "The priest looked at the" });
 var top = next.NextTokenProbabilities.Select((p, i) => (p, i)).OrderByDescending(x => x.p).Take(3)
     .Select(x => $"'{model.Vocabulary.Tokens[x.i]}' {x.p:P1}");
 Console.WriteLine($"After \"The priest looked at the\": {string.Join(", ", top)}");
-
-internal sealed class Row
-{
-    public string Text { get; set; } = "";
-}
 
 internal sealed class NextCharacter
 {

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MlNetDeep.Data;
+using MlNetDeep.Datasets;
 using MlNetDeep.Models.Autoencoders;
 using MlNetDeep.Models.Classification;
 using MlNetDeep.Models.Common;
@@ -201,7 +202,7 @@ internal static class MemoryBenchmark
             string? point = epoch == 1 ? "start (after 1 epoch)" : epoch == middle ? "middle" : epoch == options.Epochs ? "end" : null;
             if (point is not null) training.Add(Measure(point, (long)epoch * stepsPerEpoch));
         }));
-        using var model = ml.Transforms.Text.TextGenerator(options).Fit(ml.Data.LoadFromEnumerable([new TextRow { Text = text }]));
+        using var model = ml.Transforms.Text.TextGenerator(options).Fit(ml.Data.LoadTextRows([text]));
         bool flat = Report("training", "steps", training, s.Tolerance);
 
         var generation = new List<Sample>();
@@ -217,10 +218,6 @@ internal static class MemoryBenchmark
         return flat;
     }
 
-    private sealed class TextRow
-    {
-        public string Text { get; set; } = "";
-    }
 
     /// <summary>Prints the samples and the change from the first (warm) sample to the last; true when every measure is flat.</summary>
     private static bool Report(string run, string unit, IReadOnlyList<Sample> samples, double tolerance)

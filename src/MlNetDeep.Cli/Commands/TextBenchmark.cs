@@ -54,7 +54,7 @@ internal static class TextBenchmark
         var (plainRates, plainLosses) = PlainTorchSharpLanguageModel.Train(train, validation, vocabulary.Size, window, stride, epochs, batch, rate, embedding, units, device, seed: 1);
         Report("(b) plain TorchSharp", plainRates, plainLosses);
 
-        var data = ml.Data.LoadFromEnumerable([new Row { Text = text }]);
+        var data = ml.Data.LoadTextRows([text]);
         using var model = ml.Transforms.Text.TextGenerator(options).Fit(data);
         if (model.Vocabulary.Size != vocabulary.Size) throw new InvalidOperationException("The estimator built another vocabulary than the benchmark's.");
         var history = model.History!;
@@ -102,8 +102,4 @@ internal static class TextBenchmark
         File.WriteAllBytes(path, bytes);
     }
 
-    private sealed class Row
-    {
-        public string Text { get; set; } = "";
-    }
 }

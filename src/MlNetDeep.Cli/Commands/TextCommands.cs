@@ -110,7 +110,7 @@ internal static class TextCommands
             if (end.Metrics.ValidationLoss is { } loss)
                 Console.WriteLine($"  held-out text: {loss:F4} nats = {loss / Math.Log(2):F4} bits per {(options.Level == TextLevel.Word ? "word" : "character")}, perplexity {Math.Exp(loss):F2}");
         }));
-        var data = ml.Data.LoadFromEnumerable([new TextRow { Text = body }]);
+        var data = ml.Data.LoadTextRows([body]);
         var clock = Stopwatch.StartNew();
         using var model = ConsoleProgress.Run(name, progress =>
         {
@@ -144,10 +144,6 @@ internal static class TextCommands
         return prompt.Length > 0 ? prompt : body[..Math.Min(chars, body.Length)];
     }
 
-    private sealed class TextRow
-    {
-        public string Text { get; set; } = "";
-    }
 
     private static Command Generate()
     {

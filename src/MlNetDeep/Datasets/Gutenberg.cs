@@ -130,19 +130,27 @@ public static class TextCorpus
     }
 }
 
+/// <summary>One row of text in the <c>Text</c> column: what the text loaders produce and the language models read.</summary>
+public sealed class TextRow
+{
+    public string Text { get; set; } = "";
+}
+
 /// <summary>Text corpora on ML.NET's data catalog.</summary>
 public static class TextCorpusCatalog
 {
-    private sealed class TextRow
-    {
-        public string Text { get; set; } = "";
-    }
 
     /// <summary>A UTF-8 text file as one row with a <c>Text</c> column (see <see cref="TextCorpus.ReadFile"/>).</summary>
-    public static IDataView LoadText(this DataOperationsCatalog catalog, string path) =>
-        catalog.LoadFromEnumerable([new TextRow { Text = TextCorpus.ReadFile(path) }]);
+    public static IDataView LoadText(this DataOperationsCatalog catalog, string path) => catalog.LoadTextRows([TextCorpus.ReadFile(path)]);
+
+    /// <summary>Texts already in memory as rows of a <c>Text</c> column, in order.</summary>
+    public static IDataView LoadTextRows(this DataOperationsCatalog catalog, IEnumerable<string> texts)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        return catalog.LoadFromEnumerable(texts.Select(t => new TextRow { Text = t ?? throw new ArgumentException("A text row cannot be null.", nameof(texts)) }));
+    }
 
     /// <summary>A Gutenberg book (<see cref="Gutenberg.Books"/>) as one row with a <c>Text</c> column, fetched on first use.</summary>
     public static IDataView LoadGutenberg(this DataOperationsCatalog catalog, string book = Gutenberg.DefaultBook, string? folder = null) =>
-        catalog.LoadFromEnumerable([new TextRow { Text = Gutenberg.ReadBook(book, folder) }]);
+        catalog.LoadTextRows([Gutenberg.ReadBook(book, folder)]);
 }

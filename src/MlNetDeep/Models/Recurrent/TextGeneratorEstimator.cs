@@ -54,8 +54,7 @@ public sealed class TextGeneratorEstimator : IEstimator<TextGeneratorTransformer
         if (Options.Level == TextLevel.Word)
             while (cut < text.Length && !char.IsWhiteSpace(text[cut])) cut++; // never split a word
         string trainText = text[..cut], validationText = text[cut..];
-        var vocabulary = Vocabulary.Build(trainText, Options.Level, Options.ResolvedLowercase, Options.ResolvedMaxVocabulary);
-        var trainIds = vocabulary.Encode(trainText);
+        var (vocabulary, trainIds) = Vocabulary.BuildAndEncode(trainText, Options.Level, Options.ResolvedLowercase, Options.ResolvedMaxVocabulary);
         int window = Options.WindowLength;
         if (trainIds.Length < window + 1)
             throw new ArgumentException($"The training text has {trainIds.Length:N0} {Unit} tokens, fewer than one window of {window} and the token after it: " +

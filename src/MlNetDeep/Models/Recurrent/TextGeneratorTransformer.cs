@@ -97,6 +97,11 @@ public sealed class TextGeneratorTransformer : Models.Common.RowMappingTransform
         ArgumentNullException.ThrowIfNull(context);
         var ids = Vocabulary.Encode(context);
         if (ids.Length == 0) throw new ArgumentException("The context holds no tokens.", nameof(context));
+        return NextTokenProbabilities(ids);
+    }
+
+    private float[] NextTokenProbabilities(int[] ids)
+    {
         var logits = WithModule(m => TokenSampler.NextLogits(m, ids, WindowLength, Device));
         return TokenSampler.Softmax(logits).Select(p => (float)p).ToArray();
     }
@@ -190,10 +195,6 @@ public sealed class TextGeneratorTransformer : Models.Common.RowMappingTransform
 
     // ---- ML.NET transformer: adds the next-token distribution of each row's text ----
 
-    private sealed class ContextRow
-    {
-        public string Text { get; set; } = "";
-    }
 
     private sealed class NextTokenRow
     {
@@ -206,8 +207,8 @@ public sealed class TextGeneratorTransformer : Models.Common.RowMappingTransform
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ColumnChecks.RequireText(ColumnChecks.Find(inputSchema, TextColumnName, "text"));
-        var input = SchemaDefinition.Create(typeof(ContextRow));
-        input[nameof(ContextRow.Text)].ColumnName = TextColumnName;
+        var input = SchemaDefinition.Create(typeof(Datasets.TextRow));
+        input[nameof(Datasets.TextRow.Text)].ColumnName = TextColumnName;
         var output = SchemaDefinition.Create(typeof(NextTokenRow));
         var probabilities = output[nameof(NextTokenRow.Probabilities)];
         probabilities.ColumnName = ProbabilitiesColumnName;
@@ -216,21 +217,22 @@ public sealed class TextGeneratorTransformer : Models.Common.RowMappingTransform
         probabilities.AddAnnotation("SlotNames", names, new VectorDataViewType(TextDataViewType.Instance, Vocabulary.Size));
         output[nameof(NextTokenRow.Predicted)].ColumnName = PredictedTokenColumnName;
         var ml = new MLContext(seed: 0);
-        var mapping = ml.Transforms.CustomMapping<ContextRow, NextTokenRow>((row, result) =>
+        var mapping = ml.Transforms.CustomMapping<Datasets.TextRow, NextTokenRow>((row, result) =>
         {
-            if (string.IsNullOrEmpty(row.Text) || Vocabulary.Encode(row.Text).Length == 0)
+            var ids = string.IsNullOrEmpty(row.Text) ? [] : Vocabulary.Encode(row.Text);
+            if (ids.Length == 0)
             {
                 result.Probabilities = new float[Vocabulary.Size];
                 result.Predicted = "";
                 return;
             }
-            var p = NextTokenProbabilities(row.Text);
+            var p = NextTokenProbabilities(ids);
             int best = 1;
             for (int i = 2; i < p.Length; i++) if (p[i] > p[best]) best = i;
             result.Probabilities = p;
             result.Predicted = Vocabulary.Tokens[best];
         }, contractName: null, input, output);
-        return mapping.Fit(ml.Data.LoadFromEnumerable(new List<ContextRow>(), input));
+        return mapping.Fit(ml.Data.LoadFromEnumerable(new List<Datasets.TextRow>(), input));
     }
 
     TransformerRecord ISavedNetwork.ToRecord() => new TransformerRecord

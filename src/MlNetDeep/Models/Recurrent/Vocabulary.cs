@@ -59,20 +59,25 @@ public sealed partial class Vocabulary
     /// The vocabulary of <paramref name="text"/>: the <paramref name="maxSize"/> - 1 most frequent tokens (ties in ordinal
     /// order) after <see cref="UnknownToken"/>.
     /// </summary>
-    public static Vocabulary Build(string text, TextLevel level, bool lowercase, int maxSize)
+    public static Vocabulary Build(string text, TextLevel level, bool lowercase, int maxSize) => BuildAndEncode(text, level, lowercase, maxSize).Vocabulary;
+
+    /// <summary><see cref="Build"/>, and the ids of <paramref name="text"/>'s tokens in it, from one pass of the tokenizer.</summary>
+    internal static (Vocabulary Vocabulary, int[] Ids) BuildAndEncode(string text, TextLevel level, bool lowercase, int maxSize)
     {
         ArgumentNullException.ThrowIfNull(text);
         if (maxSize < 2) throw new ArgumentOutOfRangeException(nameof(maxSize), maxSize, "The vocabulary limit must be at least 2 (the unknown token and one more).");
         var probe = new Vocabulary(level, lowercase, [UnknownToken]);
+        var tokens = probe.Tokenize(text);
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var token in probe.Tokenize(text)) counts[token] = counts.GetValueOrDefault(token) + 1;
+        foreach (var token in tokens) counts[token] = counts.GetValueOrDefault(token) + 1;
         counts.Remove(UnknownToken);
         // A character outside the Basic Multilingual Plane is two UTF-16 halves; neither is a character of its own (nor
         // survives a JSON round trip alone), so both stand as the unknown token.
         if (level == TextLevel.Character) foreach (var token in counts.Keys.Where(t => char.IsSurrogate(t[0])).ToList()) counts.Remove(token);
         if (counts.Count == 0) throw new InvalidDataException("The text holds no tokens: it is empty or only white space.");
         var kept = counts.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).Take(maxSize - 1).Select(kv => kv.Key);
-        return new Vocabulary(level, lowercase, [UnknownToken, .. kept]);
+        var vocabulary = new Vocabulary(level, lowercase, [UnknownToken, .. kept]);
+        return (vocabulary, tokens.Select(vocabulary.Id).ToArray());
     }
 
     /// <summary>A vocabulary read back from a saved model: checked before use (size, lengths, duplicates, the unknown token first).</summary>
@@ -100,7 +105,7 @@ public sealed partial class Vocabulary
         ArgumentNullException.ThrowIfNull(text);
         if (text.Length == 0) return [];
         var ml = new MLContext(seed: 0);
-        var row = ml.Data.LoadFromEnumerable([new TextRow { Text = Prepare(text) }]);
+        var row = ml.Data.LoadFromEnumerable([new Datasets.TextRow { Text = Prepare(text) }]);
         var output = _tokenizer.Value.Transform(row);
         if (Level == TextLevel.Character)
         {
@@ -153,7 +158,7 @@ public sealed partial class Vocabulary
     private ITransformer CreateTokenizer()
     {
         var ml = new MLContext(seed: 0);
-        var empty = ml.Data.LoadFromEnumerable(new List<TextRow>());
+        var empty = ml.Data.LoadFromEnumerable(new List<Datasets.TextRow>());
         IEstimator<ITransformer> pipeline = Level == TextLevel.Character
             ? ml.Transforms.Text.TokenizeIntoCharactersAsKeys("Tokens", "Text", useMarkerCharacters: false)
             : ml.Transforms.Text.NormalizeText("Normalized", "Text", TextNormalizingEstimator.CaseMode.None, keepDiacritics: true, keepPunctuations: true, keepNumbers: true)
@@ -161,8 +166,4 @@ public sealed partial class Vocabulary
         return pipeline.Fit(empty);
     }
 
-    private sealed class TextRow
-    {
-        public string Text { get; set; } = "";
-    }
 }
