@@ -24,4 +24,15 @@ internal static class OptionChecks
     /// <summary>A fraction in [0, 1) (a dropout rate).</summary>
     public static double Fraction(double value, string option) =>
         value is >= 0 and < 1 ? value : throw new ArgumentOutOfRangeException(option, value, $"{option} must be in [0, 1), got {value}.");
+
+    /// <summary>Layer widths written as "128,64": each a whole number from 1 to 65,536.</summary>
+    public static int[] Widths(string value, string option)
+    {
+        var parts = value.Split(',', StringSplitOptions.TrimEntries);
+        var widths = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out widths[i]) || widths[i] is < 1 or > 65_536)
+                throw new ArgumentException($"{option} takes layer widths from 1 to 65,536 separated by commas (e.g. 128,128), not \"{value}\".", option);
+        return widths;
+    }
 }

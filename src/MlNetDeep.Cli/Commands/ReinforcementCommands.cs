@@ -1,9 +1,12 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Numerics;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MlNetDeep.Plotting;
 using MlNetDeep.Reinforcement;
+using MlNetDeep.Training;
+using static TorchSharp.torch;
 
 namespace MlNetDeep.Cli.Commands;
 
@@ -25,9 +28,15 @@ internal static class ReinforcementCommands
     private static Command FlippersCommand()
     {
         var common = new CommonOptions();
-        var agent = new Option<string>("--agent") { Description = "q (Q-learning) or sarsa.", DefaultValueFactory = _ => "q" };
-        agent.AcceptOnlyFromAmong("q", "sarsa");
-        var games = new Option<int>("--games") { Description = "Games to train.", DefaultValueFactory = _ => 6000 };
+        var agent = new Option<string>("--agent") { Description = "q (Q-learning), sarsa or dqn (deep Q-network).", DefaultValueFactory = _ => "q" };
+        agent.AcceptOnlyFromAmong("q", "sarsa", "dqn");
+        var games = new Option<int>("--games") { Description = "Games to train (q, sarsa).", DefaultValueFactory = _ => 6000 };
+        var epochs = new Option<int>("--epochs") { Description = "dqn: epochs of the training loop (judged after each).", DefaultValueFactory = _ => 20 };
+        var updates = new Option<int>("--updates") { Description = "dqn: updates per epoch (one move played per update).", DefaultValueFactory = _ => 1000 };
+        var exploration = new Option<int>("--exploration-steps") { Description = "dqn: moves over which epsilon falls linearly to --min-epsilon.", DefaultValueFactory = _ => 10000 };
+        var learningRate = new Option<double>("--lr") { Description = "dqn: Adam's learning rate.", DefaultValueFactory = _ => 1e-3 };
+        var hidden = new Option<string>("--hidden") { Description = "dqn: hidden layer widths, comma-separated.", DefaultValueFactory = _ => "128,128" };
+        var targetEvery = new Option<int>("--target-every") { Description = "dqn: updates between copies of the target network.", DefaultValueFactory = _ => 500 };
         var alpha = new Option<double>("--alpha") { Description = "Learning rate in (0, 1] (1 suits a deterministic game).", DefaultValueFactory = _ => 1.0 };
         var gamma = new Option<double>("--gamma") { Description = "Discount in [0, 1].", DefaultValueFactory = _ => 0.9 };
         var epsilon = new Option<double>("--epsilon") { Description = "Exploration at the first game, in [0, 1].", DefaultValueFactory = _ => 1.0 };
@@ -37,11 +46,26 @@ internal static class ReinforcementCommands
         var board = new Option<string>("--board") { Description = "The board whose game and move values are shown (nine 0/1 characters, row by row).", DefaultValueFactory = _ => "101000110" };
         var command = new Command("flippers", "Train Q-learning or SARSA on Flippers; judge the greedy policy on all 506 boards against the solver at checkpoints.")
         {
-            agent, games, alpha, gamma, epsilon, decay, minEpsilon, slip, board,
+            agent, games, alpha, gamma, epsilon, decay, minEpsilon, slip, board, epochs, updates, exploration, learningRate, hidden, targetEvery,
         };
         common.AddTo(command);
         command.SetAction(result =>
         {
+            if (result.GetValue(agent) == "dqn")
+            {
+                var widths = OptionChecks.Widths(result.GetValue(hidden)!, "--hidden");
+                var dqnOptions = new DqnOptions
+                {
+                    Network = MlNetDeep.Networks.Networks.Mlp(widths), Optimizer = new MlNetDeep.Training.Adam(result.GetValue(learningRate)),
+                    Discount = result.GetValue(gamma), Epsilon = result.GetValue(epsilon), MinEpsilon = result.GetValue(minEpsilon),
+                    ExplorationSteps = OptionChecks.AtLeast(result.GetValue(exploration), 1, "--exploration-steps"),
+                    Epochs = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), UpdatesPerEpoch = OptionChecks.AtLeast(result.GetValue(updates), 1, "--updates"),
+                    TargetUpdateInterval = OptionChecks.AtLeast(result.GetValue(targetEvery), 1, "--target-every"), Seed = result.GetValue(common.Seed),
+                };
+                int start = Flippers.Parse(result.GetValue(board)!);
+                var device = MlNetDeep.Native.TorchRuntime.SelectDevice(common.CreateContext(result));
+                return RunDqn(dqnOptions, new Flippers(result.GetValue(slip)), start, device, common.OutputFolder(result));
+            }
             var options = new TabularAgentOptions
             {
                 Algorithm = result.GetValue(agent) == "sarsa" ? TabularAlgorithm.Sarsa : TabularAlgorithm.QLearning,
@@ -89,16 +113,68 @@ internal static class ReinforcementCommands
             [new Charts.Series("moves per game", x, Moving(episodes.Select(e => (double)e.Steps).ToList(), window))]);
         Charts.Lines(Path.Combine(output, $"{name}-won.png"), $"{name}: share of games won (mean of {window})", "games played", "won",
             [new Charts.Series("won", x, Moving(episodes.Select(e => e.Finished ? 1.0 : 0.0).ToList(), window))]);
+        WritePolicy(agent.ToFlippersPolicy(), name, shown, output);
+        return 0;
+    }
+
+    /// <summary>The shown board's move values as bars, its game as a strip of boards, and the policy saved with SaveDeep.</summary>
+    private static void WritePolicy(FlippersPolicy policy, string name, int shown, string output)
+    {
         Charts.Bars(Path.Combine(output, $"{name}-values.png"), $"{name}: value of each move on {Flippers.Format(shown)}", "Q(board, move)",
-            Enumerable.Range(0, Flippers.Tiles).Select(t => $"flip {t}").ToList(), agent.Values(shown));
-        var policy = agent.ToFlippersPolicy();
+            Enumerable.Range(0, Flippers.Tiles).Select(t => $"flip {t}").ToList(), policy.Values(shown));
+        var path = policy.Play(new Flippers(), shown, 20);
+        var moves = path.Skip(1).Select((board, i) => BitOperations.TrailingZeroCount(board ^ path[i])).ToList();
+        BoardStrip.Save(Path.Combine(output, $"{name}-game.png"), path.Select(b => Enumerable.Range(0, Flippers.Tiles).Select(t => (b >> t & 1) == 1).ToArray()).ToList(),
+            3, path.Select((b, i) => i == 0 ? "start" : Flippers.IsGoal(b) ? $"flip {moves[i - 1]}: won" : $"flip {moves[i - 1]}").ToList(),
+            moves.Append(-1).ToList(), $"{name}: greedy game from {Flippers.Format(shown)}, {path.Count - 1} moves (solver: {Flippers.MinimumMoves(shown)}); framed: the next flip");
         var ml = new MLContext(seed: 1);
         var schema = ml.Data.LoadFromEnumerable(new List<BoardRow>()).Schema;
         var modelPath = Path.Combine(output, $"{name}.zip");
         ml.Model.SaveDeep(policy, schema, modelPath);
-        Console.WriteLine($"Saved the policy {modelPath}; wrote {name}-checkpoints.csv, {name}-curves.png, {name}-won.png, {name}-values.png in {output}");
+        Console.WriteLine($"Saved the policy {modelPath}; wrote {name}-checkpoints.csv, {name}-curves.png, {name}-won.png, {name}-values.png, {name}-game.png in {output}");
+    }
+
+    private static int RunDqn(DqnOptions options, Flippers game, int shown, Device device, string output)
+    {
+        const string name = "flippers-dqn";
+        var rows = new List<string>();
+        Console.WriteLine($"{name}: {options.Epochs} epochs of {options.UpdatesPerEpoch} updates (one move each, after {options.WarmupSteps} warm-up moves), network {options.Network.Name}, " +
+            $"Adam {options.Optimizer.LearningRate}, gamma {options.Discount}, epsilon {options.Epsilon} -> {options.MinEpsilon} over {options.ExplorationSteps} moves, " +
+            $"replay {options.ReplayCapacity}, batch {options.BatchSize}, target copied every {options.TargetUpdateInterval} updates, double DQN, Huber loss, seed {options.Seed}, {device.type}" +
+            (game.SlipProbability > 0 ? $", flips fail with probability {game.SlipProbability}" : ""));
+        Console.WriteLine($"{"epoch",5} {"moves",8} {"games",6} {"loss",9} {"mean Q",7} {"won",9} {"fewest moves",13} {"mean moves",11} {"moves/s",8}");
+        DqnAgent? learner = null;
+        var judging = new Stopwatch();
+        var callback = new EpochCallback(end =>
+        {
+            judging.Start();
+            var e = FlippersEvaluation.Of(learner!);
+            var m = end.Metrics;
+            Console.WriteLine($"{m.Epoch + 1,5} {learner!.EnvironmentSteps,8} {learner.Games,6} {m.Values["loss"],9:F5} {m.Values["q"],7:F3} {e.Won,5}/{e.Boards} {e.Minimal / (double)e.Boards,12:P1} {e.MeanMoves,11:F3} {m.SamplesPerSecond / options.BatchSize * options.StepsPerUpdate,8:F0}");
+            rows.Add(FormattableString.Invariant($"{m.Epoch + 1},{learner.EnvironmentSteps},{learner.Games},{m.Values["loss"]:G6},{m.Values["q"]:G6},{e.Won},{e.Minimal},{e.Boards},{e.MeanMoves:F4}"));
+            judging.Stop();
+        });
+        using var agent = learner = new DqnAgent(game, options with { Callbacks = [callback] }, device);
+        var run = agent.Train();
+        double seconds = (run.Elapsed - judging.Elapsed).TotalSeconds;
+        Console.WriteLine($"Training: {run.EnvironmentSteps:N0} moves, {run.Episodes.Count:N0} games, {run.Updates:N0} updates in {seconds:F1} s " +
+            $"({run.EnvironmentSteps / Math.Max(seconds, 1e-9):N0} moves/s with an update per move; judging after each epoch not counted)");
+        var final = FlippersEvaluation.Of(agent);
+        Console.WriteLine($"Greedy policy: won {final.Won}/{final.Boards}, in the fewest moves {final.Minimal}/{final.Boards} ({final.Minimal / (double)final.Boards:P1}), mean {final.MeanMoves:F3} moves (solver {final.MeanMinimumMoves:F3})");
+        File.WriteAllText(Path.Combine(output, $"{name}-checkpoints.csv"), "epoch,moves,games,loss,mean_q,won,fewest_moves,boards,mean_moves\n" + string.Join("\n", rows) + "\n");
+        var played = run.Episodes;
+        int window = Math.Max(1, played.Count / 100);
+        var x = Enumerable.Range(1, played.Count).Select(i => (double)i).ToList();
+        Charts.Lines(Path.Combine(output, $"{name}-curves.png"), $"{name}: moves per game (mean of {window})", "games played", "moves",
+            [new Charts.Series("moves per game", x, Moving(played.Select(e => (double)e.Steps).ToList(), window))]);
+        Charts.Lines(Path.Combine(output, $"{name}-won.png"), $"{name}: share of games won (mean of {window})", "games played", "won",
+            [new Charts.Series("won", x, Moving(played.Select(e => e.Finished ? 1.0 : 0.0).ToList(), window))]);
+        Charts.TrainingCurves(Path.Combine(output, $"{name}-loss.png"), run.History, $"{name}: Huber loss per epoch");
+        using var policy = agent.ToFlippersPolicy();
+        WritePolicy(policy, name, shown, output);
         return 0;
     }
+
 
     private static List<double> Moving(List<double> values, int window)
     {
@@ -173,7 +249,7 @@ internal static class ReinforcementCommands
             int start = Flippers.Parse(result.GetValue(board)!);
             var ml = new MLContext(seed: 1);
             using var loaded = (IDisposable)ml.Model.LoadDeep(result.GetValue(model)!, out _);
-            var policy = ((IEnumerable<ITransformer>)loaded).OfType<FlippersPolicyTransformer>().SingleOrDefault()
+            var policy = ((IEnumerable<ITransformer>)loaded).OfType<FlippersPolicy>().SingleOrDefault()
                 ?? throw new InvalidDataException($"{result.GetValue(model)} holds no Flippers policy.");
             int state = start, moves = 0;
             Console.WriteLine($"start {Flippers.Format(state)} (the solver wins in {Flippers.MinimumMoves(state)})");

@@ -29,7 +29,7 @@ public interface IEnvironment
 /// move 0, so with a discount below 1 the best policy wins in the fewest moves. A slippery Flippers
 /// (<see cref="SlipProbability"/> > 0) sometimes fails to flip: the move is spent and the board stays.
 /// </summary>
-public sealed class Flippers : IEnvironment
+public sealed class Flippers : IEnvironment, IStateFeatures
 {
     public const int Tiles = 9;
     public const int Boards = 1 << Tiles;
@@ -51,6 +51,16 @@ public sealed class Flippers : IEnvironment
     public int ActionCount => Tiles;
 
     public static bool IsGoal(int board) => GoalBoards.Contains(board);
+
+    /// <summary>A network reads a board as its nine tiles, 1 for a dot and 0 for a blank, row by row.</summary>
+    public int FeatureCount => Tiles;
+
+    public void Encode(int state, Span<float> features)
+    {
+        CheckBoard(state);
+        if (features.Length != Tiles) throw new ArgumentException($"A board is {Tiles} numbers, not {features.Length}.", nameof(features));
+        for (int i = 0; i < Tiles; i++) features[i] = state >> i & 1;
+    }
 
     public bool IsTerminal(int state) => IsGoal(state);
 
@@ -133,7 +143,7 @@ public sealed class Flippers : IEnvironment
 /// the start. Actions: 0 up, 1 right, 2 down, 3 left (moves off the grid stay put). With exploration, SARSA learns the
 /// safe path away from the edge and Q-learning the shortest path along it.
 /// </summary>
-public sealed class CliffWalking : IEnvironment
+public sealed class CliffWalking : IEnvironment, IStateFeatures
 {
     public const int Rows = 4, Columns = 12;
     public const int Start = (Rows - 1) * Columns, Goal = Rows * Columns - 1;
@@ -142,6 +152,17 @@ public sealed class CliffWalking : IEnvironment
     public int ActionCount => 4;
     public bool IsTerminal(int state) => state == Goal;
     public int Reset(Random random) => Start;
+
+    /// <summary>A network reads a cell one-hot: 48 numbers, a 1 at the walker's cell.</summary>
+    public int FeatureCount => Rows * Columns;
+
+    public void Encode(int state, Span<float> features)
+    {
+        if (state < 0 || state >= Rows * Columns) throw new ArgumentOutOfRangeException(nameof(state), state, $"A cliff-walking state is 0 to {Rows * Columns - 1}.");
+        if (features.Length != Rows * Columns) throw new ArgumentException($"A cell is {Rows * Columns} numbers, not {features.Length}.", nameof(features));
+        features.Clear();
+        features[state] = 1;
+    }
 
     public static bool IsCliff(int state) => state / Columns == Rows - 1 && state % Columns is > 0 and < Columns - 1;
 

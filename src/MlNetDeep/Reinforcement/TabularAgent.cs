@@ -36,18 +36,24 @@ public sealed record TabularAgentOptions
 
     internal void Validate()
     {
-        static void Unit(double value, string name, bool openAtZero = false)
-        {
-            if (double.IsNaN(value) || value < 0 || value > 1 || (openAtZero && value == 0))
-                throw new ArgumentOutOfRangeException(name, value, $"{name} must be in {(openAtZero ? "(0, 1]" : "[0, 1]")}.");
-        }
-        Unit(LearningRate, nameof(LearningRate), openAtZero: true);
-        Unit(Discount, nameof(Discount));
-        Unit(Epsilon, nameof(Epsilon));
-        Unit(EpsilonDecay, nameof(EpsilonDecay), openAtZero: true);
-        Unit(MinEpsilon, nameof(MinEpsilon));
+        OptionRanges.Unit(LearningRate, nameof(LearningRate), openAtZero: true);
+        OptionRanges.Unit(Discount, nameof(Discount));
+        OptionRanges.Unit(Epsilon, nameof(Epsilon));
+        OptionRanges.Unit(EpsilonDecay, nameof(EpsilonDecay), openAtZero: true);
+        OptionRanges.Unit(MinEpsilon, nameof(MinEpsilon));
         if (!Enum.IsDefined(Algorithm)) throw new ArgumentOutOfRangeException(nameof(Algorithm), Algorithm, "Unknown algorithm.");
         if (MaxSteps < 1) throw new ArgumentOutOfRangeException(nameof(MaxSteps), MaxSteps, "An episode needs at least one step.");
+    }
+}
+
+/// <summary>The range checks the agents' options share.</summary>
+internal static class OptionRanges
+{
+    /// <summary>Throws naming <paramref name="name"/> unless <paramref name="value"/> is in [0, 1] ((0, 1] when <paramref name="openAtZero"/>).</summary>
+    public static void Unit(double value, string name, bool openAtZero = false)
+    {
+        if (double.IsNaN(value) || value < 0 || value > 1 || (openAtZero && value == 0))
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be in {(openAtZero ? "(0, 1]" : "[0, 1]")}.");
     }
 }
 
@@ -59,7 +65,7 @@ public sealed record EpisodeResult(int Episode, int Steps, double Return, bool F
 /// epsilon-greedy exploration. All randomness comes from the seed: the same options give the same table. Greedy choices
 /// break ties by the lowest action.
 /// </summary>
-public sealed class TabularAgent
+public sealed class TabularAgent : IActionValues
 {
     private readonly double[] _q;
 
@@ -89,10 +95,7 @@ public sealed class TabularAgent
     public int Greedy(int state)
     {
         CheckState(state);
-        var values = _q.AsSpan(state * Actions, Actions);
-        int best = 0;
-        for (int a = 1; a < values.Length; a++) if (values[a] > values[best]) best = a;
-        return best;
+        return ActionValues.ArgMax(_q.AsSpan(state * Actions, Actions));
     }
 
     /// <summary>One update of Q(state, action) towards <paramref name="target"/> with the learning rate; returns the new value.</summary>
@@ -152,20 +155,9 @@ public sealed class TabularAgent
 
     private int Choose(int state, double epsilon, Random random) => random.NextDouble() < epsilon ? random.Next(Actions) : Greedy(state);
 
-    /// <summary>The greedy policy's path from <paramref name="start"/> (no exploration, deterministic environments), at most <paramref name="maxSteps"/> moves.</summary>
-    public IReadOnlyList<int> Play(IEnvironment environment, int start, int maxSteps = 100, int seed = 0)
-    {
-        ArgumentNullException.ThrowIfNull(environment);
-        var random = new Random(seed);
-        var path = new List<int> { start };
-        int state = start;
-        for (int i = 0; i < maxSteps && !environment.IsTerminal(state); i++)
-        {
-            state = environment.Step(state, Greedy(state), random).State;
-            path.Add(state);
-        }
-        return path;
-    }
+    /// <summary>The greedy policy's path from <paramref name="start"/> (see <see cref="ActionValues.Play"/>).</summary>
+    public IReadOnlyList<int> Play(IEnvironment environment, int start, int maxSteps = 100, int seed = 0) =>
+        ActionValues.Play(this, environment, start, maxSteps, seed);
 
     private void CheckState(int state)
     {
@@ -176,8 +168,8 @@ public sealed class TabularAgent
 /// <summary>How well a Flippers policy plays: from every board that is not already won, does it win, and in the fewest moves?</summary>
 public sealed record FlippersEvaluation(int Boards, int Won, int Minimal, double MeanMoves, double MeanMinimumMoves)
 {
-    /// <summary>The greedy policy of <paramref name="agent"/> from each of the 506 non-goal boards, against the breadth-first solver.</summary>
-    public static FlippersEvaluation Of(TabularAgent agent, int maxMoves = 20)
+    /// <summary>The greedy policy of <paramref name="agent"/> (a table, a network, a saved policy) from each of the 506 non-goal boards, against the breadth-first solver.</summary>
+    public static FlippersEvaluation Of(IActionValues agent, int maxMoves = 20)
     {
         ArgumentNullException.ThrowIfNull(agent);
         var game = new Flippers();
