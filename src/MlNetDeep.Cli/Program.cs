@@ -20,6 +20,7 @@ gan.Subcommands.Add(GanCommand.Create());
 root.Subcommands.Add(gan);
 root.Subcommands.Add(TextCommands.Create());
 root.Subcommands.Add(ReinforcementCommands.Create());
+root.Subcommands.Add(VisionCommands.Create());
 var series = new Command("series", "Time series: forecasting with an LSTM next to ML.NET's regressors.");
 series.Subcommands.Add(SequenceCommands.Forecast());
 root.Subcommands.Add(series);

@@ -29,6 +29,28 @@ internal static class ConsoleProgress
         return result;
     }
 
+    /// <summary>Long work that reports the share done (0 to 1): a bar on a terminal, nothing extra when output is redirected.</summary>
+    public static T RunFraction<T>(string title, Func<IProgress<double>, T> work)
+    {
+        if (Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Interactive) return work(new Progress<double>(_ => { }));
+        T result = default!;
+        AnsiConsole.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(Markup.Escape(title), maxValue: 1.0);
+                result = work(new FractionProgress(task));
+                task.Value = 1.0;
+            });
+        return result;
+    }
+
+    private sealed class FractionProgress(ProgressTask task) : IProgress<double>
+    {
+        public void Report(double value) => task.Value = Math.Clamp(value, 0, 1);
+    }
+
     public static string Describe(EpochMetrics e) =>
         $"epoch {e.Epoch + 1}: {e.Describe()}, lr {e.LearningRate:G3}, {e.Duration.TotalSeconds:F1}s, {e.SamplesPerSecond:F0} samples/s";
 

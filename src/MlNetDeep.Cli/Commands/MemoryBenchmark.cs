@@ -29,8 +29,8 @@ internal static class MemoryBenchmark
         var rows = new Option<int>("--rows") { Description = "Rows scored per model.", DefaultValueFactory = _ => 100000 };
         var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 32 };
         var trainRows = new Option<int>("--train-rows") { Description = "Synthetic training images; each epoch goes over them once.", DefaultValueFactory = _ => 1024 };
-        var models = new Option<string>("--models") { Description = "cnn, vae, both, or text (the character LSTM on a Gutenberg book, batch 32 and 60,000 characters by default; scoring is generation).", DefaultValueFactory = _ => "both" };
-        models.AcceptOnlyFromAmong("cnn", "vae", "both", "text");
+        var models = new Option<string>("--models") { Description = "cnn, vae, both, text (the character LSTM on a Gutenberg book, batch 32 and 60,000 characters by default; scoring is generation), or vision (the input-optimisation loop: --steps steps of deep dreaming on a 64x64 image with the random feature network).", DefaultValueFactory = _ => "both" };
+        models.AcceptOnlyFromAmong("cnn", "vae", "both", "text", "vision");
         var tolerance = new Option<double>("--tolerance") { Description = "The largest change from start to end, in %, that counts as flat.", DefaultValueFactory = _ => 5 };
         var command = new Command("memory", "Soak test: native and managed memory over long training and scoring runs of the CNN and the VAE, flat within 5 %?")
         {
@@ -48,6 +48,7 @@ internal static class MemoryBenchmark
             if (which is "cnn" or "both") flat &= Soak(ml, settings, Cnn(settings));
             if (which is "vae" or "both") flat &= Soak(ml, settings, Vae(settings));
             if (which is "text") flat &= SoakText(ml, settings);
+            if (which is "vision") flat &= SoakVision(settings);
             Console.WriteLine(flat ? $"All runs flat within {settings.Tolerance} %." : $"Some memory grew by more than {settings.Tolerance} %.");
             return flat ? 0 : 1;
         });
@@ -218,6 +219,35 @@ internal static class MemoryBenchmark
         return flat;
     }
 
+
+    /// <summary>The shared input-optimisation loop (deep dreaming with jitter and blur) for many steps: memory at its start, middle and end.</summary>
+    private static bool SoakVision(Settings s)
+    {
+        using var network = Vision.FeatureNetwork.Random(3, s.Seed);
+        var image = new Vision.VisionImage(Enumerable.Range(0, 3 * 64 * 64).Select(i => (float)(0.5 + 0.4 * Math.Sin(i * 0.01))).ToArray(), 3, 64, 64);
+        Console.WriteLine();
+        Console.WriteLine($"Input optimisation: {s.Steps} steps of deep dreaming (jitter 2, blur every 4 steps) on a 64x64 RGB image, random feature network, layer conv2d_4");
+        var samples = new List<Sample>();
+        int middle = Math.Max(2, s.Steps / 2);
+        var progress = new StepProgress(step =>
+        {
+            string? point = step == Math.Max(1, s.Steps / 4) ? "start (a quarter in)" : step == middle ? "middle" : step == s.Steps ? "end" : null;
+            if (point is not null) samples.Add(Measure(point, step));
+        }, s.Steps);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Vision.DeepDream.Dream(network, image, "conv2d_4", new Vision.InputOptimizationOptions
+        {
+            Steps = s.Steps, Octaves = 1, Jitter = 2, BlurSigma = 0.5, LearningRate = 0.01, Rule = Vision.InputStepRule.NormalizedGradient, Seed = s.Seed, Progress = progress,
+        });
+        Console.WriteLine($"{s.Steps} steps in {clock.Elapsed.TotalSeconds:F1} s (memory measurements included)");
+        return Report("input optimisation", "steps", samples, s.Tolerance);
+    }
+
+    /// <summary>Turns the loop's share done back into a step count.</summary>
+    private sealed class StepProgress(Action<int> report, int steps) : IProgress<double>
+    {
+        public void Report(double value) => report((int)Math.Round(value * steps));
+    }
 
     /// <summary>Prints the samples and the change from the first (warm) sample to the last; true when every measure is flat.</summary>
     private static bool Report(string run, string unit, IReadOnlyList<Sample> samples, double tolerance)

@@ -21,9 +21,14 @@ internal static class TrainMnistCommand
         var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 128 };
         var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
         var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." };
+        var adversarial = new Option<string>("--adversarial") { Description = "Adversarial training: none, fgsm (from a random start) or pgd.", DefaultValueFactory = _ => "none" };
+        adversarial.AcceptOnlyFromAmong("none", "fgsm", "pgd");
+        var adversarialEpsilon = new Option<double>("--adversarial-epsilon") { Description = "Epsilon of the training attack (pixels in [0, 1]).", DefaultValueFactory = _ => 0.1 };
+        var adversarialSteps = new Option<int>("--adversarial-steps") { Description = "PGD steps of the training attack.", DefaultValueFactory = _ => 7 };
+        var adversarialFraction = new Option<double>("--adversarial-fraction") { Description = "Share of each batch replaced by adversarial images, in (0, 1].", DefaultValueFactory = _ => 0.5 };
         var command = new Command("mnist", "Train the MNIST CNN or MLP and evaluate it on MNIST's 10,000 test images (fetches MNIST on first use).")
         {
-            model, epochs, batch, rate, rows,
+            model, epochs, batch, rate, rows, adversarial, adversarialEpsilon, adversarialSteps, adversarialFraction,
         };
         common.AddTo(command);
         command.SetAction(result =>
@@ -38,11 +43,19 @@ internal static class TrainMnistCommand
                 Epochs = OptionChecks.AtLeast(result.GetValue(epochs) ?? (cnn ? 12 : 20), 1, "--epochs"),
                 BatchSize = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"),
                 Optimizer = new Adam(OptionChecks.Positive(result.GetValue(rate), "--learning-rate")),
+                AdversarialTraining = result.GetValue(adversarial) switch
+                {
+                    "fgsm" => new AdversarialTraining(Vision.Attack.Fgsm(result.GetValue(adversarialEpsilon), randomStart: true), result.GetValue(adversarialFraction)),
+                    "pgd" => new AdversarialTraining(Vision.Attack.Pgd(result.GetValue(adversarialEpsilon), OptionChecks.AtLeast(result.GetValue(adversarialSteps), 1, "--adversarial-steps")),
+                        result.GetValue(adversarialFraction)),
+                    _ => null,
+                },
             };
             int? trainRows = OptionChecks.Count(result.GetValue(rows), "--train-rows");
             // The trainer's own checks, before MNIST is loaded (or downloaded).
             _ = new NeuralNetworkClassifier(new MLContext(), options);
-            return Run(common.CreateContext(result), options, $"mnist-{kind}", common.OutputFolder(result), trainRows);
+            string name = $"mnist-{kind}" + (options.AdversarialTraining is null ? "" : $"-{result.GetValue(adversarial)}");
+            return Run(common.CreateContext(result), options, name, common.OutputFolder(result), trainRows);
         });
         return command;
     }
@@ -54,6 +67,9 @@ internal static class TrainMnistCommand
         var test = ml.Data.LoadMnist(MnistSplit.Test);
         Console.WriteLine($"Network {options.Network.Name}:");
         Console.Write(options.Network.WithTaskOutputs(10).Summary(options.InputShape ?? [Mnist.PixelCount]));
+        if (options.AdversarialTraining is { } adversarial)
+            Console.WriteLine($"Adversarial training: {adversarial.Fraction:P0} of each batch replaced by {adversarial.Attack.Method} images, epsilon {adversarial.Attack.Epsilon}, " +
+                $"{adversarial.Attack.Steps} step(s) of {adversarial.Attack.EffectiveStepSize:G3}{(adversarial.Attack.RandomStart ? " from a random start" : "")}");
         options.ValidationData = test;
 
         var clock = Stopwatch.StartNew();

@@ -36,6 +36,9 @@ public enum PaddingMode { Valid, Same }
 [JsonDerivedType(typeof(GlobalMaxPool1D), "GlobalMaxPool1D")]
 [JsonDerivedType(typeof(GlobalAvgPool1D), "GlobalAvgPool1D")]
 [JsonDerivedType(typeof(SequenceEncoder), "SequenceEncoder")]
+[JsonDerivedType(typeof(Pad2D), "Pad2D")]
+[JsonDerivedType(typeof(GlobalAvgPool2D), "GlobalAvgPool2D")]
+[JsonDerivedType(typeof(Residual), "Residual")]
 public abstract record Layer
 {
     /// <summary>The shape this layer produces for one sample of shape <paramref name="input"/>.</summary>

@@ -217,6 +217,25 @@ public static class Networks
         new Dense(Dense.TaskOutputs),
     ]) { Name = "keras-mnist-cnn" };
 
+    /// <summary>
+    /// VGG16 (Simonyan and Zisserman 2015), the course's network for filters, dreams and style: 13 3x3 convolutions
+    /// with ReLU in five blocks (64, 128, 256, 512, 512 channels, "same" padding), each block ending in a 2x2 max pool,
+    /// then Dense(4096, ReLU) - Dropout(0.5) - Dense(4096, ReLU) - Dropout(0.5) - Dense(outputs) (1000 for ImageNet).
+    /// Expects [3, 224, 224]. Its pretrained weights come from a file the user brings (VGG16 from the ONNX model zoo,
+    /// read with <see cref="Persistence.Onnx.OnnxImporter"/>); none are downloaded.
+    /// </summary>
+    public static NetworkSpec Vgg16(int outputs = 1000)
+    {
+        var layers = new List<Layer>();
+        foreach (var (channels, count) in new[] { (64, 2), (128, 2), (256, 3), (512, 3), (512, 3) })
+        {
+            for (int i = 0; i < count; i++) layers.Add(new Conv2D(channels, 3, Padding: PaddingMode.Same, Activation: ActivationKind.ReLU));
+            layers.Add(new MaxPool2D(2));
+        }
+        layers.AddRange([new Flatten(), new Dense(4096, ActivationKind.ReLU), new Dropout(0.5), new Dense(4096, ActivationKind.ReLU), new Dropout(0.5), new Dense(outputs)]);
+        return new NetworkSpec(layers) { Name = "vgg16" };
+    }
+
     /// <summary>A linear model (one Dense layer): logistic or linear regression as a network.</summary>
     public static NetworkSpec Linear { get; } = new NetworkSpec([new Flatten(), new Dense(Dense.TaskOutputs)]) { Name = "linear" };
 }

@@ -59,8 +59,16 @@ public abstract class DeepTrainerOptions
     /// <summary>A per-batch change of the training inputs (data augmentation, input corruption); never applied when scoring.</summary>
     public IBatchTransform? TrainingInputTransform { get; set; }
 
+    /// <summary>
+    /// Adversarial training (Madry et al. 2018; with FGSM from a random start, Wong et al. 2020): a share of every
+    /// training batch is replaced by its adversarial version against the model as it is at that step. Null trains on
+    /// the batches as they are.
+    /// </summary>
+    public AdversarialTraining? AdversarialTraining { get; set; }
+
     internal virtual void Validate()
     {
+        AdversarialTraining?.Validate();
         if (string.IsNullOrWhiteSpace(FeatureColumnName)) throw new ArgumentException("FeatureColumnName must name a column.", nameof(FeatureColumnName));
         if (Epochs <= 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be at least 1.");
         if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
@@ -97,6 +105,7 @@ public abstract class DeepTrainerOptions
         target.CancellationToken = CancellationToken;
         target.Callbacks = new List<ITrainingCallback>(Callbacks);
         target.TrainingInputTransform = TrainingInputTransform;
+        target.AdversarialTraining = AdversarialTraining;
     }
 
     /// <summary>
@@ -109,6 +118,22 @@ public abstract class DeepTrainerOptions
         copy.Callbacks = Callbacks is null ? new List<ITrainingCallback>() : new List<ITrainingCallback>(Callbacks);
         copy.InputShape = InputShape?.ToArray();
         return copy;
+    }
+}
+
+/// <summary>
+/// Adversarial training: <paramref name="Attack"/> (untargeted FGSM or PGD in the inputs' range) makes the adversarial
+/// version of the first <paramref name="Fraction"/> of each training batch (batches are shuffled), and the step trains
+/// on the mixed batch. Costs one extra forward and backward pass per attack step.
+/// </summary>
+public sealed record AdversarialTraining(Vision.Attack Attack, double Fraction = 0.5)
+{
+    internal void Validate()
+    {
+        if (Attack is null) throw new ArgumentNullException(nameof(Attack), "Adversarial training needs an attack.");
+        Attack.Validate();
+        if (Attack.TargetClass is not null) throw new ArgumentException("Adversarial training uses untargeted attacks: leave TargetClass empty.", nameof(Attack));
+        if (!(Fraction is > 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(Fraction), Fraction, "The adversarial share of a batch must be in (0, 1].");
     }
 }
 

@@ -17,14 +17,19 @@ public sealed class SupervisedStep : TrainingStep
     private readonly optim.Optimizer? _optimizer;
     private readonly IBatchTransform? _inputTransform;
     private readonly double? _maxGradientNorm;
+    private readonly AdversarialTraining? _adversarial;
 
     /// <param name="model">The network, called with a batch of inputs.</param>
     /// <param name="objective">The loss (and accuracy) of a batch.</param>
     /// <param name="optimizer">null for a step that only evaluates.</param>
     /// <param name="inputTransform">A change of the training inputs per batch (augmentation, corruption), or null.</param>
     /// <param name="maxGradientNorm">Rescales the gradients when their joint L2 norm exceeds this (recurrent networks); null leaves them.</param>
-    public SupervisedStep(nn.Module model, TrainingObjective objective, OptimizerSpec? optimizer, IBatchTransform? inputTransform = null, double? maxGradientNorm = null)
+    /// <param name="adversarial">Replaces a share of each training batch by its adversarial version; null trains on the batch as it is.</param>
+    public SupervisedStep(nn.Module model, TrainingObjective objective, OptimizerSpec? optimizer, IBatchTransform? inputTransform = null, double? maxGradientNorm = null,
+        AdversarialTraining? adversarial = null)
     {
+        adversarial?.Validate();
+        _adversarial = adversarial;
         if (maxGradientNorm is { } norm && !(norm > 0 && double.IsFinite(norm)))
             throw new ArgumentOutOfRangeException(nameof(maxGradientNorm), norm, "The gradient norm limit must be a positive number.");
         _maxGradientNorm = maxGradientNorm;
@@ -53,12 +58,23 @@ public sealed class SupervisedStep : TrainingStep
     public override IReadOnlyDictionary<string, Tensor> TrainBatch(Batch batch, StepContext context)
     {
         var x = _inputTransform is { } transform ? transform.Apply(batch.Inputs, context.Generator) : batch.Inputs;
+        if (_adversarial is { } adversarial) x = Adversarial(x, batch.Targets, adversarial, context.Generator);
         Optimizer.zero_grad();
         var (loss, correct) = _objective.Step(_model, x, batch.Targets);
         loss.backward();
         if (_maxGradientNorm is { } norm) nn.utils.clip_grad_norm_(_model.parameters(), norm);
         Optimizer.step();
         return Metrics(loss.detach(), correct, batch.Rows);
+    }
+
+    /// <summary>The batch with its first rows replaced by their adversarial versions against the model's loss on their targets.</summary>
+    private Tensor Adversarial(Tensor x, Tensor? targets, AdversarialTraining adversarial, Generator generator)
+    {
+        long rows = x.shape[0], k = Math.Max(1, (long)Math.Round(rows * adversarial.Fraction));
+        var head = x.narrow(0, 0, k);
+        var headTargets = targets?.narrow(0, 0, k);
+        var attacked = adversarial.Attack.Perturb(head, images => _objective.Step(_model, images, headTargets).Loss, generator);
+        return k == rows ? attacked : cat([attacked, x.narrow(0, k, rows - k)], 0);
     }
 
     public override IReadOnlyDictionary<string, Tensor> EvaluateBatch(Batch batch)

@@ -12,7 +12,7 @@ public static class TrainingEngine
     public static TrainingHistory Fit(nn.Module model, TrainingObjective objective, TensorData train, TensorData? validation,
         DeepTrainerOptions options, Device device, int seed, Generator? random = null)
     {
-        using var step = new SupervisedStep(model, objective, options.Optimizer, options.TrainingInputTransform);
+        using var step = new SupervisedStep(model, objective, options.Optimizer, options.TrainingInputTransform, adversarial: options.AdversarialTraining);
         return TrainingLoop.Run(step, train, validation, LoopSettings.From(options), device, seed, random);
     }
 

@@ -99,6 +99,13 @@ public sealed class NeuralNetworkClassificationTransformer : DeepTransformer
         return _outputsProbabilities ? output : nn.functional.softmax(output, 1);
     }
 
+    /// <summary>The network's logits for <paramref name="inputs"/> (the log of its probabilities when it ends in a softmax), with gradients if enabled.</summary>
+    internal Tensor Logits(nn.Module module, Tensor inputs)
+    {
+        var output = ((nn.Module<Tensor, Tensor>)module).call(inputs);
+        return _outputsProbabilities ? output.clamp_min(1e-12).log() : output;
+    }
+
     protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead =>
         _outputsProbabilities ? Persistence.Onnx.OnnxExporter.Head.None : Persistence.Onnx.OnnxExporter.Head.Softmax;
 

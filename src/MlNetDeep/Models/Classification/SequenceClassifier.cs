@@ -57,6 +57,7 @@ public sealed class SequenceClassifierOptions : DeepTrainerOptions
         if (Dropout is < 0 or >= 1 || double.IsNaN(Dropout)) throw new ArgumentOutOfRangeException(nameof(Dropout), Dropout, "Dropout must be in [0, 1).");
         if (ValidationData is not null) throw new ArgumentException("A sequence classifier validates on a held-out share of its rows: set ValidationFraction, not ValidationData.", nameof(ValidationData));
         if (TrainingInputTransform is not null) throw new ArgumentException("A sequence classifier takes no TrainingInputTransform (it would change token ids).", nameof(TrainingInputTransform));
+        if (AdversarialTraining is not null) throw new ArgumentException("A sequence classifier takes no AdversarialTraining: its inputs are token ids, not pixels.", nameof(AdversarialTraining));
         if (Encoder == SequenceEncoderKind.Convolution && MaxLength < KernelSize)
             throw new ArgumentOutOfRangeException(nameof(MaxLength), MaxLength, $"The convolutional encoder needs MaxLength of at least KernelSize ({KernelSize}).");
         if (InputShape is not null) throw new ArgumentException("A sequence classifier's input shape is [MaxLength]; leave InputShape unset.", nameof(InputShape));

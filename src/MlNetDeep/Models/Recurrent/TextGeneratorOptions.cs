@@ -98,6 +98,7 @@ public sealed class TextGeneratorOptions : DeepTrainerOptions
         if (ValidationData is not null) throw new ArgumentException("A text generator holds out the end of its text: set ValidationFraction, not ValidationData.", nameof(ValidationData));
         if (InputShape is not null) throw new ArgumentException("A text generator's input shape is its window ([WindowLength]); leave InputShape unset.", nameof(InputShape));
         if (TrainingInputTransform is not null) throw new ArgumentException("A text generator takes no TrainingInputTransform.", nameof(TrainingInputTransform));
+        if (AdversarialTraining is not null) throw new ArgumentException("A text generator takes no AdversarialTraining: its inputs are token ids, not pixels.", nameof(AdversarialTraining));
         if (string.IsNullOrWhiteSpace(ProbabilitiesColumnName) || string.IsNullOrWhiteSpace(PredictedTokenColumnName) || ProbabilitiesColumnName == PredictedTokenColumnName)
             throw new ArgumentException("ProbabilitiesColumnName and PredictedTokenColumnName must be two different column names.");
     }
