@@ -53,8 +53,12 @@ public static class Filters
     /// found by the shared input-optimisation loop from grey with a little seeded noise (all channels in one batch).
     /// Defaults: 64 steps of 0.05 over 2 octaves, jitter 1, total variation 0.05.
     /// </summary>
+    /// <param name="network">The feature network (a trained model's layers, an imported one, random weights).</param>
+    /// <param name="layer">The layer, by name (conv2d_1) or position.</param>
     /// <param name="channels">The channels to draw; null: all of them.</param>
     /// <param name="height">Height of the images (their width too unless <paramref name="width"/> is given).</param>
+    /// <param name="width">Width of the images.</param>
+    /// <param name="options">The optimisation; null: the defaults above.</param>
     public static IReadOnlyList<VisionImage> Maximize(FeatureNetwork network, string layer, IReadOnlyList<int>? channels = null, int height = 28, int? width = null,
         InputOptimizationOptions? options = null)
     {
