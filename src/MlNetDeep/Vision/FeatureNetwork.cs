@@ -138,6 +138,8 @@ public sealed class FeatureNetwork : IDisposable
     /// The outputs of the layers at <paramref name="indices"/> for <paramref name="images"/> [n, C, H, W], in one pass
     /// that stops at the deepest of them; gradients flow to the images when they require them.
     /// </summary>
+    /// <param name="images">Images [n, channels, height, width] in the network's pixel range.</param>
+    /// <param name="indices">The layers whose outputs are returned, in this order.</param>
     /// <param name="beforeActivation">
     /// Read the deepest layer before its own activation (a Conv2D or Dense with a fused ReLU, say): gradient ascent on a
     /// ReLU's output stalls wherever the unit is off, on its input it does not.

@@ -8,6 +8,8 @@ namespace MlNetDeep.Vision;
 /// <summary>The kernels of a convolutional layer as small images: one per output channel.</summary>
 /// <param name="Layer">The layer's name.</param>
 /// <param name="Images">One image per output channel: a grey kernel (input channel 0), or three planes for an RGB first layer.</param>
+/// <param name="Height">Rows of each kernel.</param>
+/// <param name="Width">Columns of each kernel.</param>
 /// <param name="Channels">1, or 3 when the images are RGB.</param>
 public sealed record KernelImages(string Layer, IReadOnlyList<float[]> Images, int Height, int Width, int Channels);
 
