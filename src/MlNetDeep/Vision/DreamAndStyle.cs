@@ -103,10 +103,10 @@ public static class DeepDream
 /// <summary>Settings of style transfer (Gatys et al. 2016): which layers carry content and style, and the weights of the three losses.</summary>
 public sealed record StyleTransferOptions
 {
-    /// <summary>The layer whose activations the result must share with the content image; null: the third convolution (or the last, with fewer).</summary>
+    /// <summary>The layer whose activations the result must share with the content image; null: the third convolution (or the last, with fewer), after its activation.</summary>
     public string? ContentLayer { get; init; }
 
-    /// <summary>The layers whose Gram matrices the result must share with the style image; null: every convolution.</summary>
+    /// <summary>The layers whose Gram matrices the result must share with the style image; null: every convolution, after its activation.</summary>
     public IReadOnlyList<string>? StyleLayers { get; init; }
 
     public double ContentWeight { get; init; } = 1;
@@ -149,7 +149,11 @@ public static class StyleTransfer
                 throw new ArgumentException($"The {name} has {image.Channels} channel(s); the network reads {network.InputChannels}.", name);
         foreach (var (weight, name) in new[] { (options.ContentWeight, "ContentWeight"), (options.StyleWeight, "StyleWeight"), (options.TotalVariationWeight, "TotalVariationWeight") })
             if (!(weight >= 0 && double.IsFinite(weight))) throw new ArgumentOutOfRangeException(name, weight, $"{name} must be a number of at least 0.");
-        var convolutions = Enumerable.Range(0, network.Network.Layers.Count).Where(i => network.Network.Layers[i] is Networks.Conv2D).ToList();
+        // Each convolution as its activation leaves it: the next layer when that is a separate activation (as in
+        // imported networks, where Relu is its own node), the convolution itself when the activation is fused.
+        var layers = network.Network.Layers;
+        var convolutions = Enumerable.Range(0, layers.Count).Where(i => layers[i] is Networks.Conv2D)
+            .Select(i => i + 1 < layers.Count && layers[i + 1] is Networks.Activation ? i + 1 : i).ToList();
         if (convolutions.Count == 0) throw new ArgumentException("The feature network has no convolutions.", nameof(network));
         var styleLayers = options.StyleLayers?.Select(network.LayerIndex).ToList() ?? convolutions;
         if (styleLayers.Count == 0) throw new ArgumentException("Give at least one style layer.", nameof(options));
