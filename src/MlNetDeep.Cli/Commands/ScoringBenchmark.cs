@@ -70,14 +70,22 @@ internal static class ScoringBenchmark
             var engine = ml.Model.CreatePredictionEngine<Row, Scored>(deep);
             var engineInput = ml.Data.CreateEnumerable<Row>(rows, reuseRowObject: false).Take(engineRows).ToList();
 
-            Console.WriteLine($"{path}: {deep.Network.Name}, {n} rows, scoring batch {deep.ScoringBatchSize} rows, forward passes of {deep.ForwardBatchSize} rows, {get_num_threads()} torch threads, {Environment.ProcessorCount} cores");
-            var a = new List<double>(); var b = new List<double>(); var c = new List<double>(); var d = new List<double>();
-            float[][] ours = [], theirs = [];
+            Console.WriteLine($"{path}: {deep.Network.Name}, {n} rows, scoring batch {deep.ScoringBatchSize} rows, forward passes of {deep.ForwardBatchSize} rows, {get_num_threads()} torch threads, {Environment.ProcessorCount} cores; " +
+                $"Transform's backend (Auto): {deep.ActiveBackend}");
+            var a = new List<double>(); var t = new List<double>(); var b = new List<double>(); var c = new List<double>(); var d = new List<double>();
+            float[][] ours = [], torchScores = [], theirs = [];
             for (int round = 0; round < rounds; round++)
             {
+                deep.Backend = ScoringBackend.Auto;
                 var clock = Stopwatch.StartNew();
                 ours = deep.Transform(rows).GetColumn<float[]>("Score").ToArray();
                 a.Add(n / clock.Elapsed.TotalSeconds);
+
+                deep.Backend = ScoringBackend.TorchSharp;
+                clock.Restart();
+                torchScores = deep.Transform(rows).GetColumn<float[]>("Score").ToArray();
+                t.Add(n / clock.Elapsed.TotalSeconds);
+                deep.Backend = ScoringBackend.Auto;
 
                 b.Add(PlainForward(deep, staged, n, deep.ForwardBatchSize));
 
@@ -88,16 +96,19 @@ internal static class ScoringBenchmark
                 clock.Restart();
                 foreach (var row in engineInput) engine.Predict(row);
                 d.Add(engineInput.Count / clock.Elapsed.TotalSeconds);
-                Console.WriteLine($"round {round + 1}: (a) {a[^1]:F0}, (b) {b[^1]:F0}, (c) {c[^1]:F0}, (d) {d[^1]:F0} rows/s");
+                Console.WriteLine($"round {round + 1}: (a) {a[^1]:F0}, (a') {t[^1]:F0}, (b) {b[^1]:F0}, (c) {c[^1]:F0}, (d) {d[^1]:F0} rows/s");
             }
             double diff = ours.Zip(theirs, (x, y) => x.Zip(y, (p, q) => Math.Abs(p - q)).Max()).Max();
+            double backends = ours.Zip(torchScores, (x, y) => x.Zip(y, (p, q) => Math.Abs(p - q)).Max()).Max();
             Profile(deep, staged, n);
             Console.WriteLine("    (b) by forward batch size: " + string.Join(", ", new[] { 1, 8, 32, 64, 128, 256, 1024 }.Select(size => $"{size}: {PlainForward(deep, staged, n, size):F0}")) + " rows/s");
-            Console.WriteLine($"(a) MlNetDeep Transform          {BenchmarkCommand.Median(a),10:F0} rows/s");
+            Console.WriteLine($"(a) MlNetDeep Transform (Auto: {deep.ActiveBackend}){BenchmarkCommand.Median(a),10:F0} rows/s");
+            Console.WriteLine($"(a') MlNetDeep Transform (TorchSharp){BenchmarkCommand.Median(t),10:F0} rows/s");
             Console.WriteLine($"(b) plain TorchSharp forward     {BenchmarkCommand.Median(b),10:F0} rows/s");
             Console.WriteLine($"(c) ONNX Runtime (ApplyOnnxModel){BenchmarkCommand.Median(c),10:F0} rows/s");
             Console.WriteLine($"(d) PredictionEngine, row by row {BenchmarkCommand.Median(d),10:F0} rows/s");
-            Console.WriteLine($"    (a)/(c) {BenchmarkCommand.Median(a) / BenchmarkCommand.Median(c):F3}   (a)/(b) {BenchmarkCommand.Median(a) / BenchmarkCommand.Median(b):F3}   largest |score (a) - score (c)| {diff:G3}");
+            Console.WriteLine($"    (a)/(c) {BenchmarkCommand.Median(a) / BenchmarkCommand.Median(c):F3}   (a')/(c) {BenchmarkCommand.Median(t) / BenchmarkCommand.Median(c):F3}   (a')/(b) {BenchmarkCommand.Median(t) / BenchmarkCommand.Median(b):F3}   " +
+                $"largest |score (a) - score (c)| {diff:G3}, |score (a) - score (a')| {backends:G3}");
             Console.WriteLine();
         }
         finally { File.Delete(onnxPath); }

@@ -13,7 +13,7 @@ internal static class NativeMemory
 {
     private static bool _trimUnavailable;
 
-    private static int _scoringPasses;
+    private static long _scoredRows;
 
     /// <summary>Frees what the finalizers hold and returns free native heap pages to the system (glibc); cheap next to an epoch.</summary>
     public static void ReleaseAfterEpoch()
@@ -24,13 +24,19 @@ internal static class NativeMemory
     }
 
     /// <summary>
-    /// Called after each scoring batch: every 16th returns free native heap pages to the system (no garbage collection,
-    /// which would stall the user's app), so that a long scoring run's resident size stays flat.
+    /// Called after each scoring batch with its rows: once 16,384 rows have been scored since the last time, free native
+    /// heap pages go back to the system (no garbage collection, which would stall the user's app), so that a long
+    /// scoring run's resident size stays flat. Counting rows, not calls, keeps row-by-row scoring (a PredictionEngine,
+    /// a generation's single-row passes) from paying a trim every few rows.
     /// </summary>
-    public static void AfterScoringBatch()
+    public static void AfterScoringBatch(int rows)
     {
-        if (Interlocked.Increment(ref _scoringPasses) % 16 == 0) Trim();
+        if (Interlocked.Add(ref _scoredRows, Math.Max(rows, 1)) < TrimEveryRows) return;
+        Interlocked.Exchange(ref _scoredRows, 0);
+        Trim();
     }
+
+    private const long TrimEveryRows = 16_384;
 
     private static void Trim()
     {

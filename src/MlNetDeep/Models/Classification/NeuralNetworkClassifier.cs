@@ -106,6 +106,9 @@ public sealed class NeuralNetworkClassificationTransformer : DeepTransformer
         return _outputsProbabilities ? output.clamp_min(1e-12).log() : output;
     }
 
+    /// <summary>The ONNX export computes exactly <see cref="Forward"/>: the network and its head.</summary>
+    private protected override bool OnnxScoringMatchesForward => true;
+
     protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead =>
         _outputsProbabilities ? Persistence.Onnx.OnnxExporter.Head.None : Persistence.Onnx.OnnxExporter.Head.Softmax;
 

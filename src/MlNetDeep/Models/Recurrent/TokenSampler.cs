@@ -71,7 +71,8 @@ internal static class TokenSampler
         finally
         {
             if (wasTraining) module.train();
-            Native.NativeMemory.AfterScoringBatch(); // a generation is a run of small forward passes: keep the native heap trimmed
+            // A generation is a run of small forward passes, each over a window: count the window positions as rows scored.
+            Native.NativeMemory.AfterScoringBatch(Math.Max(1, length) * window);
         }
     }
 

@@ -60,6 +60,9 @@ public sealed class NeuralNetworkRegressionTransformer : DeepTransformer
 
     protected override Tensor Forward(Tensor inputs) => ((nn.Module<Tensor, Tensor>)Module).call(inputs).reshape(-1, 1);
 
+    /// <summary>The ONNX export computes exactly <see cref="Forward"/>: the network and its head.</summary>
+    private protected override bool OnnxScoringMatchesForward => true;
+
     protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
 
     internal override TransformerRecord ToRecord() => NewRecord().With("scoreColumn", OutputColumns[0].Name);
