@@ -18,5 +18,24 @@ var loaded = ml.Model.LoadDeep(path, out _);
 var engine = ml.Model.CreatePredictionEngine<Row, Prediction>(loaded);
 Console.WriteLine($"predicted {engine.Predict(rows[0]).PredictedLabel}; shim: {MlNetDeep.Native.TorchRuntime.ShimOutcome}");
 
+// A small CNN scores through ONNX Runtime (its native library must load in this app) and agrees with TorchSharp.
+var images = Enumerable.Range(0, 64).Select(i => new Image { Pixels = Enumerable.Range(0, 16).Select(p => (i * 7 + p) % 5 / 4f).ToArray(), Label = i % 2 == 0 ? "a" : "b" }).ToList();
+var imageData = ml.Data.LoadFromEnumerable(images);
+var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(imageData).Transform(imageData);
+using var cnn = (NeuralNetworkClassificationTransformer)ml.MulticlassClassification.Trainers.NeuralNetwork(new NeuralNetworkClassifierOptions
+{
+    FeatureColumnName = "Pixels", InputShape = [1, 4, 4], Epochs = 1,
+    Network = new MlNetDeep.Networks.NetworkSpec([new MlNetDeep.Networks.Conv2D(2, 3), new MlNetDeep.Networks.Flatten(), new MlNetDeep.Networks.Dense(MlNetDeep.Networks.Dense.TaskOutputs)]),
+}).Fit(keyed);
+var backend = cnn.ActiveBackend;
+var fast = cnn.Transform(keyed).GetColumn<float[]>("Score").ToArray();
+cnn.Backend = MlNetDeep.Models.Common.ScoringBackend.TorchSharp;
+var reference = cnn.Transform(keyed).GetColumn<float[]>("Score").ToArray();
+double largest = fast.Zip(reference, (x, y) => x.Zip(y, (p, q) => Math.Abs(p - q)).Max()).Max();
+if (backend != MlNetDeep.Models.Common.ScoringBackend.OnnxRuntime || largest > 1e-4)
+    throw new InvalidOperationException($"The CNN scored through {backend}, {largest} from TorchSharp.");
+Console.WriteLine($"cnn scored through {backend}: largest difference from TorchSharp {largest:G3}");
+
 public sealed class Row { [VectorType(2)] public float[] Features { get; set; } = []; public string Label { get; set; } = ""; }
 public sealed class Prediction { public string PredictedLabel { get; set; } = ""; }
+public sealed class Image { [VectorType(16)] public float[] Pixels { get; set; } = []; public string Label { get; set; } = ""; }
