@@ -274,7 +274,7 @@ internal static class VisionCommands
         foreach (var e in epsilons)
         {
             var attacked = model.AdversarialExamples(images, digits, Attack.Fgsm(e), seed);
-            var predicted = Predict(model, attacked);
+            var predicted = model.PredictedClasses(attacked);
             for (int i = 0; i < attacked.Length; i++)
             {
                 tiles.Add(attacked[i]);
@@ -282,20 +282,6 @@ internal static class VisionCommands
             }
         }
         ImageGrid.Save(path, tiles, 28, 28, columns: 8, scale: 3, captions, "FGSM: each row one epsilon; caption: epsilon and the model's answer (true digits in the first row)");
-    }
-
-    private static int[] Predict(NeuralNetworkClassificationTransformer model, IReadOnlyList<float[]> images)
-    {
-        var scores = new float[images.Count * model.ClassCount];
-        model.Score(images.SelectMany(i => i).ToArray(), images.Count, scores);
-        return Enumerable.Range(0, images.Count).Select(i => ActionArgMax(scores.AsSpan(i * model.ClassCount, model.ClassCount))).ToArray();
-    }
-
-    private static int ActionArgMax(ReadOnlySpan<float> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++) if (values[i] > values[best]) best = i;
-        return best;
     }
 
     private static Command FeatureMapsCommand()
@@ -416,7 +402,7 @@ internal static class VisionCommands
             {
                 CheckMnistShape(classifier);
                 var (images, _) = TestImages(OptionChecks.AtLeast(result.GetValue(count), 1, "--count"));
-                var predicted = Predict(classifier, images);
+                var predicted = classifier.PredictedClasses(images);
                 var gradient = classifier.Saliency(images, predicted, SaliencyKind.Gradient);
                 var times = classifier.Saliency(images, predicted, SaliencyKind.GradientTimesInput);
                 static float[] Scaled(float[] map)

@@ -34,9 +34,7 @@ public static class ActionValues
     public static int ArgMax(ReadOnlySpan<double> values)
     {
         if (values.IsEmpty) throw new ArgumentException("There are no action values.", nameof(values));
-        int best = 0;
-        for (int a = 1; a < values.Length; a++) if (values[a] > values[best]) best = a;
-        return best;
+        return Models.Common.Vectors.ArgMax(values);
     }
 
     /// <summary>

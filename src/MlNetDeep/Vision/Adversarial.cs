@@ -38,9 +38,7 @@ public static class Adversarial
         ArgumentNullException.ThrowIfNull(classes);
         ArgumentNullException.ThrowIfNull(attack);
         attack.Validate(model.ClassCount);
-        if (classes.Count != images.Count) throw new ArgumentException($"{images.Count} images but {classes.Count} classes.", nameof(classes));
-        foreach (var c in classes)
-            if (c < 0 || c >= model.ClassCount) throw new ArgumentOutOfRangeException(nameof(classes), c, $"A class index runs from 0 to {model.ClassCount - 1}.");
+        CheckClasses(model, images, classes);
         var results = new float[images.Count][];
         using var random = new Generator((ulong)(uint)seed, CPU);
         for (int start = 0; start < images.Count; start += Chunk)
@@ -107,18 +105,15 @@ public static class Adversarial
 
     /// <summary>
     /// Saliency maps: for each image, the gradient of its class's logit with respect to the pixels (or that times the
-    /// pixels), in the image's layout. <paramref name="classes"/> are the classes to explain (0-based; the predicted
-    /// class is the usual choice).
+    /// pixels), in the image's layout. <paramref name="classes"/> are the classes to explain (0-based); null explains
+    /// the class the model predicts for each image, found in the same forward pass.
     /// </summary>
-    public static float[][] Saliency(this NeuralNetworkClassificationTransformer model, IReadOnlyList<float[]> images, IReadOnlyList<int> classes,
+    public static float[][] Saliency(this NeuralNetworkClassificationTransformer model, IReadOnlyList<float[]> images, IReadOnlyList<int>? classes,
         SaliencyKind kind = SaliencyKind.GradientTimesInput)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(images);
-        ArgumentNullException.ThrowIfNull(classes);
-        if (classes.Count != images.Count) throw new ArgumentException($"{images.Count} images but {classes.Count} classes.", nameof(classes));
-        foreach (var c in classes)
-            if (c < 0 || c >= model.ClassCount) throw new ArgumentOutOfRangeException(nameof(classes), c, $"A class index runs from 0 to {model.ClassCount - 1}.");
+        CheckClasses(model, images, classes);
         if (!Enum.IsDefined(kind)) throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown saliency kind.");
         var results = new float[images.Count][];
         for (int start = 0; start < images.Count; start += Chunk)
@@ -129,8 +124,8 @@ public static class Adversarial
                 using var scope = NewDisposeScope();
                 using var enableGrad = enable_grad();
                 var x = NetworkInspection.ImageBatch(model, images, start, count).requires_grad_(true);
-                var y = tensor(classes.Skip(start).Take(count).Select(c => (long)c).ToArray()).to(model.Device);
                 var logits = model.Logits(module, x);
+                var y = classes is null ? logits.detach().argmax(1) : tensor(classes.Skip(start).Take(count).Select(c => (long)c).ToArray()).to(model.Device);
                 var chosen = logits.gather(1, y.unsqueeze(1)).sum();
                 var gradient = autograd.grad([chosen], [x])[0];
                 var map = (kind == SaliencyKind.Gradient ? gradient : gradient * x.detach()).reshape(count, -1).to(float32).cpu().contiguous();
@@ -140,6 +135,32 @@ public static class Adversarial
             });
         }
         return results;
+    }
+
+    /// <summary>The class the model predicts for each image (0-based; the lowest class on ties).</summary>
+    public static int[] PredictedClasses(this NeuralNetworkClassificationTransformer model, IReadOnlyList<float[]> images)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(images);
+        var scores = new float[images.Count * model.ClassCount];
+        var features = new float[images.Count * model.FeatureSize];
+        for (int i = 0; i < images.Count; i++)
+        {
+            if (images[i]?.Length != model.FeatureSize)
+                throw new ArgumentException($"Image {i} has {images[i]?.Length ?? 0} values; the model reads {model.FeatureSize}.", nameof(images));
+            images[i].CopyTo(features, i * model.FeatureSize);
+        }
+        model.Score(features, images.Count, scores);
+        return Enumerable.Range(0, images.Count).Select(i => Models.Common.Vectors.ArgMax(scores.AsSpan(i * model.ClassCount, model.ClassCount))).ToArray();
+    }
+
+    /// <summary>Classes (when given) match the images one for one and lie within the model's classes.</summary>
+    private static void CheckClasses(NeuralNetworkClassificationTransformer model, IReadOnlyList<float[]> images, IReadOnlyList<int>? classes)
+    {
+        if (classes is null) return;
+        if (classes.Count != images.Count) throw new ArgumentException($"{images.Count} images but {classes.Count} classes.", nameof(classes));
+        foreach (var c in classes)
+            if (c < 0 || c >= model.ClassCount) throw new ArgumentOutOfRangeException(nameof(classes), c, $"A class index runs from 0 to {model.ClassCount - 1}.");
     }
 
     /// <summary>The attack on one batch with the model's module (under its lock): per-image cross-entropy of the true or target class.</summary>

@@ -70,8 +70,9 @@ public static class Filters
         if (height is < 4 or > 1024 || w is < 4 or > 1024) throw new ArgumentOutOfRangeException(nameof(height), "Images are 4 to 1,024 pixels on a side.");
         options ??= new InputOptimizationOptions { Steps = 64, LearningRate = 0.05, Octaves = 2, Jitter = 1, TotalVariationWeight = 0.05 };
         using var scope = NewDisposeScope();
-        long available;
-        using (no_grad()) available = network.Run(zeros(1, network.InputChannels, height, w, device: network.Device), [index])[0].shape[1];
+        var shape = network.Network.InferShapes([network.InputChannels, height, w])[index];
+        if (shape.Length != 3) throw new ArgumentException($"Layer {network.LayerNames[index]} outputs [{string.Join(", ", shape)}], not channels of feature maps.", nameof(layer));
+        int available = shape[0];
         var chosen = channels?.ToArray() ?? Enumerable.Range(0, (int)available).ToArray();
         if (chosen.Length == 0) throw new ArgumentException("Choose at least one channel.", nameof(channels));
         foreach (var c in chosen)

@@ -99,14 +99,16 @@ public static class InputOptimization
         var original = start.detach().to(float32);
         Tensor? detail = null;
         Tensor image = original;
+        bool adam = options.Rule == InputStepRule.Adam;
         for (int octave = 0; octave < options.Octaves; octave++)
         {
             double shrink = Math.Pow(options.OctaveScale, options.Octaves - 1 - octave);
             long h = Math.Max(1, (long)Math.Round(height / shrink)), w = Math.Max(1, (long)Math.Round(width / shrink));
             var baseImage = h == height && w == width ? original : Resize(original, h, w);
             image = (detail is null ? baseImage.clone() : baseImage + Resize(detail, h, w)).clamp(options.Min, options.Max);
-            var m = zeros_like(image);
-            var v = zeros_like(image);
+            // Adam's moment estimates, one pair per octave (the image's size changes between octaves).
+            var m = adam ? zeros_like(image) : null;
+            var v = adam ? zeros_like(image) : null;
             for (int step = 1; step <= options.Steps; step++)
             {
                 options.CancellationToken.ThrowIfCancellationRequested();
@@ -124,7 +126,7 @@ public static class InputOptimization
     }
 
     /// <summary>One step: the objective's gradient at the (jittered) image, the step rule, clamping and blur; every other tensor of the step is disposed.</summary>
-    private static Tensor Step(Tensor image, int step, Tensor m, Tensor v, Func<Tensor, Tensor> objective, InputOptimizationOptions options, Random random)
+    private static Tensor Step(Tensor image, int step, Tensor? m, Tensor? v, Func<Tensor, Tensor> objective, InputOptimizationOptions options, Random random)
     {
         using var scope = NewDisposeScope();
         var x = image.detach().requires_grad_(true);
@@ -140,7 +142,7 @@ public static class InputOptimization
             gradient = autograd.grad([value.sum()], [x])[0];
         }
         Tensor direction;
-        if (options.Rule == InputStepRule.Adam)
+        if (m is not null && v is not null)
         {
             // Adam, written out for one tensor: ascent on the pixels.
             const double beta1 = 0.9, beta2 = 0.999;

@@ -50,7 +50,12 @@ public static class NetworkInspection
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(images);
-        int index = LayerIndex(model.Network, layer);
+        return Activations(model, images, LayerIndex(model.Network, layer));
+    }
+
+    /// <summary>The activations of the layer at <paramref name="index"/> (already resolved, e.g. once per transform rather than per row).</summary>
+    internal static float[][] Activations(DeepTransformer model, IReadOnlyList<float[]> images, int index)
+    {
         var results = new float[images.Count][];
         const int chunk = 64;
         for (int start = 0; start < images.Count; start += chunk)

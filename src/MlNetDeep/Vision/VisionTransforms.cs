@@ -85,7 +85,7 @@ public sealed class LayerActivationsTransformer : ImageMappingTransformer
 
     private protected override int OutputWidth => LayerShape.Aggregate(1, (a, b) => a * b);
 
-    private protected override float[] Map(float[] image) => Model.Activations([image], Layer)[0];
+    private protected override float[] Map(float[] image) => NetworkInspection.Activations(Model, [image], LayerIndex)[0];
 }
 
 /// <summary>
@@ -174,14 +174,7 @@ public sealed class SaliencyTransformer : ImageMappingTransformer
 
     private protected override int OutputWidth => Model.FeatureSize;
 
-    private protected override float[] Map(float[] image)
-    {
-        var scores = new float[Model.ClassCount];
-        Model.Score(image, 1, scores);
-        int predicted = 0;
-        for (int c = 1; c < scores.Length; c++) if (scores[c] > scores[predicted]) predicted = c;
-        return Model.Saliency([image], [predicted], Kind)[0];
-    }
+    private protected override float[] Map(float[] image) => Model.Saliency([image], classes: null, Kind)[0];
 }
 
 /// <summary>An estimator for a transform that learns nothing: Fit checks the data's schema and returns the transform.</summary>
@@ -215,11 +208,7 @@ public static class VisionCatalog
     {
         ArgumentNullException.ThrowIfNull(catalog);
         var transformer = new LayerActivationsTransformer(model, layer, outputColumnName, inputColumnName);
-        return new FixedTransformEstimator<LayerActivationsTransformer>(transformer, shape =>
-        {
-            ColumnChecks.RequireFloatFeatures(ColumnChecks.Find(shape, transformer.InputColumnName, "image"), "image");
-            return SchemaShapes.Extend(shape, [SchemaShapes.Column(outputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false)]);
-        });
+        return new(transformer, shape => ImageToVector(shape, transformer.InputColumnName, outputColumnName));
     }
 
     /// <summary>Adds <paramref name="outputColumnName"/>: each row's saliency map for the class the model predicts for it.</summary>
@@ -228,11 +217,7 @@ public static class VisionCatalog
     {
         ArgumentNullException.ThrowIfNull(catalog);
         var transformer = new SaliencyTransformer(model, kind, outputColumnName, inputColumnName);
-        return new FixedTransformEstimator<SaliencyTransformer>(transformer, shape =>
-        {
-            ColumnChecks.RequireFloatFeatures(ColumnChecks.Find(shape, transformer.InputColumnName, "image"), "image");
-            return SchemaShapes.Extend(shape, [SchemaShapes.Column(outputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false)]);
-        });
+        return new(transformer, shape => ImageToVector(shape, transformer.InputColumnName, outputColumnName));
     }
 
     /// <summary>Adds <paramref name="outputColumnName"/>: each row's image attacked with <paramref name="attack"/> against <paramref name="model"/>.</summary>
@@ -241,11 +226,17 @@ public static class VisionCatalog
     {
         ArgumentNullException.ThrowIfNull(catalog);
         var transformer = new AdversarialExamplesTransformer(model, attack, outputColumnName, inputColumnName, labelColumnName, seed);
-        return new FixedTransformEstimator<AdversarialExamplesTransformer>(transformer, shape =>
+        return new(transformer, shape =>
         {
-            ColumnChecks.RequireFloatFeatures(ColumnChecks.Find(shape, transformer.InputColumnName, "image"), "image");
             ColumnChecks.RequireKeyLabel(ColumnChecks.Find(shape, labelColumnName, "label"));
-            return SchemaShapes.Extend(shape, [SchemaShapes.Column(outputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false)]);
+            return ImageToVector(shape, transformer.InputColumnName, outputColumnName);
         });
+    }
+
+    /// <summary>The schema after a vision transform: the image column checked, a float vector column added.</summary>
+    private static SchemaShape ImageToVector(SchemaShape shape, string inputColumnName, string outputColumnName)
+    {
+        ColumnChecks.RequireFloatFeatures(ColumnChecks.Find(shape, inputColumnName, "image"), "image");
+        return SchemaShapes.Extend(shape, [SchemaShapes.Column(outputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false)]);
     }
 }

@@ -43,6 +43,7 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     private Persistence.Onnx.OnnxScorer? _onnx;
     private volatile ScoringBackend _backend;
     private volatile bool _onnxUnavailable;
+    private readonly bool _convolutional;
 
     protected DeepTransformer(nn.Module module, NetworkSpec network, string featureColumnName, int[] inputShape, Device device, int scoringBatchSize)
     {
@@ -54,6 +55,7 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
         FeatureSize = inputShape.Aggregate(1, (a, b) => a * b);
         Device = device;
         ScoringBatchSize = scoringBatchSize;
+        _convolutional = network.Layers.Any(l => l is Conv2D);
         ForwardBatchSize = device.type == DeviceType.CPU && network.Layers.Any(l => l is Conv2D or ConvTranspose2D or MaxPool2D or AvgPool2D or Upsample2D)
             ? Math.Min(scoringBatchSize, 64)
             : scoringBatchSize;
@@ -122,7 +124,7 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     /// <summary>The engine the next batch runs on, <see cref="Backend"/> resolved.</summary>
     public ScoringBackend ActiveBackend => _backend switch
     {
-        ScoringBackend.Auto => !_onnxUnavailable && Device.type == DeviceType.CPU && OnnxScoringMatchesForward && Network.Layers.Any(l => l is Conv2D)
+        ScoringBackend.Auto => !_onnxUnavailable && Device.type == DeviceType.CPU && OnnxScoringMatchesForward && _convolutional
             ? ScoringBackend.OnnxRuntime : ScoringBackend.TorchSharp,
         var chosen => chosen,
     };

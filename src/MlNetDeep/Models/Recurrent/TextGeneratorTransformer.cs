@@ -227,10 +227,8 @@ public sealed class TextGeneratorTransformer : Models.Common.RowMappingTransform
                 return;
             }
             var p = NextTokenProbabilities(ids);
-            int best = 1;
-            for (int i = 2; i < p.Length; i++) if (p[i] > p[best]) best = i;
             result.Probabilities = p;
-            result.Predicted = Vocabulary.Tokens[best];
+            result.Predicted = Vocabulary.Tokens[1 + Common.Vectors.ArgMax(p.AsSpan(1))]; // never the unknown token (id 0)
         }, contractName: null, input, output);
         return mapping.Fit(ml.Data.LoadFromEnumerable(new List<Datasets.TextRow>(), input));
     }

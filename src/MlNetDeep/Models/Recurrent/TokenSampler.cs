@@ -64,7 +64,7 @@ internal static class TokenSampler
             {
                 var logits = NextLogits(module, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tokens), window, device);
                 logits[0] = double.NegativeInfinity; // never the unknown token
-                tokens.Add(sampling.Greedy ? ArgMax(logits) : Draw(logits, sampling, random));
+                tokens.Add(sampling.Greedy ? Common.Vectors.ArgMax(logits) : Draw(logits, sampling, random));
             }
             return tokens.Skip(prompt.Length).ToArray();
         }
@@ -74,13 +74,6 @@ internal static class TokenSampler
             // A generation is a run of small forward passes, each over a window: count the window positions as rows scored.
             Native.NativeMemory.AfterScoringBatch(Math.Max(1, length) * window);
         }
-    }
-
-    private static int ArgMax(double[] values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++) if (values[i] > values[best]) best = i;
-        return best;
     }
 
     private static int Draw(double[] logits, Sampling sampling, Random random)
