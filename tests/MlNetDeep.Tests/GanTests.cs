@@ -77,6 +77,57 @@ public class GanTests
     }
 
     [Fact]
+    public void TheGeneratorAverageFollowsItsDecayAndSwapsInAndOut()
+    {
+        Native.TorchRuntime.EnsureLoaded();
+        var options = Small(GanKind.Dcgan);
+        options.GeneratorAverage = 0.9;
+        var (g, d) = options.Resolve([1, 28, 28]);
+        using var gan = Native.TorchRuntime.Seeded(1, () => new GanModule(g, d, [1, 28, 28], 16, 0, 10));
+        using var step = new GanStep(gan, options);
+        Assert.True(gan.HasGeneratorAverage);
+        using var generator = new Generator(5);
+        var context = new StepContext(CPU, generator, 1);
+        using var real = rand([32, 1, 28, 28], generator: generator) * 2 - 1;
+
+        var expected = Copy(gan.GeneratorParameters());
+        for (int n = 1; n <= 3; n++)
+        {
+            var fake = step.Fake(32, null, context);
+            var (_, _, _, realFeatures) = step.TrainDiscriminator(real, fake, null, context);
+            step.TrainGenerator(fake, realFeatures, null, context);
+            double decay = Math.Min(0.9, (1.0 + n) / (10.0 + n));
+            var weights = gan.GeneratorParameters().ToList();
+            for (int i = 0; i < weights.Count; i++)
+                expected[i.ToString()] = expected[i.ToString()] * decay + weights[i].detach() * (1 - decay);
+        }
+        var trained = Copy(gan.GeneratorParameters());
+        Assert.False(Same(expected, gan.GeneratorParameters()), "the average lags behind the trained weights");
+        using (gan.WithAveragedGenerator())
+        {
+            var averaged = gan.GeneratorParameters().ToList();
+            for (int i = 0; i < averaged.Count; i++)
+                Assert.True(expected[i.ToString()].allclose(averaged[i], rtol: 1e-5, atol: 1e-7), $"weight {i} is the average");
+        }
+        Assert.True(Same(trained, gan.GeneratorParameters()), "the trained weights come back after the swap");
+    }
+
+    [Fact]
+    public void AFittedGeneratorIsTheAverageWhenOneIsKept()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 128);
+        var averagedOptions = Small(GanKind.Dense);
+        averagedOptions.GeneratorAverage = 0.5;
+        using var plain = ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dense)).Fit(data);
+        using var averaged = ml.Transforms.GenerativeAdversarialNetwork(averagedOptions).Fit(data);
+        // Averaging draws no random numbers: both runs train the same networks, and only the kept weights differ.
+        Assert.Equal(plain.History!.Values("g_loss"), averaged.History!.Values("g_loss"));
+        Assert.NotEqual(plain.Generate(1, 1)[0], averaged.Generate(1, 1)[0]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new GanEstimator(ml, new GanOptions { GeneratorAverage = 1 }));
+    }
+
+    [Fact]
     public void AConditionalGanDrawsTheRequestedClassesAndRefusesOthers()
     {
         var ml = new MLContext(seed: 1);
@@ -93,6 +144,60 @@ public class GanTests
         // Through the pipeline: noise rows with classes in, an image column out, the same images as Generate.
         var scored = generator.Transform(generator.NoiseData(ml, 3, seed: 2, labels: [0, 1, 9]));
         TestData.AssertClose(images, TestData.Column(scored, "Image"));
+    }
+
+    [Fact]
+    public void ASelfConditionedGanClustersItsImagesAndDrawsClustersByTheirShares()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 256);
+        var options = Small(GanKind.Dense);
+        options.SelfConditioning = 4;
+        using var generator = ml.Transforms.GenerativeAdversarialNetwork(options).Fit(data);
+        Assert.True(generator.SelfConditioned);
+        Assert.Equal(4, generator.Classes);
+        var shares = generator.ClassShares!;
+        Assert.Equal(1.0, shares.Sum(), 6);
+        // Each share is a whole number of the 256 images, and k-means leaves no cluster empty here.
+        Assert.All(shares, v => Assert.Equal(Math.Round(v * 256), v * 256, 6));
+        Assert.All(shares, v => Assert.True(v > 0));
+        // Unconditional use: clusters drawn from the seed, the same images for the same seed.
+        var images = generator.Generate(6, seed: 3);
+        TestData.AssertClose(images, generator.Generate(6, seed: 3));
+        TestData.AssertClose(images, TestData.Column(generator.Transform(generator.NoiseData(ml, 6, seed: 3)), "Image"));
+        // A chosen cluster, and a cluster that is not one.
+        Assert.Equal(2, generator.Generate([0, 3], seed: 3).Length);
+        Assert.Throws<ArgumentOutOfRangeException>(() => generator.Generate([4], seed: 3));
+        var path = TestData.TempFile();
+        try
+        {
+            ml.Model.SaveDeep(generator, generator.NoiseData(ml, 1, 1).Schema, path);
+            var reloaded = Assert.IsType<GeneratorTransformer>(((TransformerChain<ITransformer>)ml.Model.LoadDeep(path, out _)).Single());
+            Assert.Equal(shares, reloaded.ClassShares!);
+            TestData.AssertClose(images, reloaded.Generate(6, seed: 3));
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void ClustersAreDrawnInProportionToTheirShares()
+    {
+        Native.TorchRuntime.EnsureLoaded();
+        var (g, d) = Small(GanKind.Dense).Resolve([1, 28, 28]);
+        using var gan = new GanModule(g, d, [1, 28, 28], 16, 3, 10, classShares: [0.7, 0.2, 0.1]);
+        using var random = new Generator(11);
+        using var drawn = gan.DrawClasses(20_000, random);
+        var counts = drawn.data<long>().GroupBy(c => c).ToDictionary(c => c.Key, c => c.Count() / 20_000.0);
+        Assert.Equal(0.7, counts[0], 2);
+        Assert.Equal(0.2, counts[1], 2);
+        Assert.Equal(0.1, counts[2], 2);
+        var wrong = Assert.Throws<ArgumentException>(() => new GanModule(g, d, [1, 28, 28], 16, 3, 10, classShares: [0.7, 0.2, 0.2]));
+        Assert.Contains("sum to 1", wrong.Message);
+        Assert.Throws<ArgumentException>(() => new GanModule(g, d, [1, 28, 28], 16, 3, 10, classShares: [0.5, 0.5]));
+        var ml = new MLContext(1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ml.Transforms.GenerativeAdversarialNetwork(new GanOptions { SelfConditioning = 1 }));
+        var both = Assert.Throws<ArgumentException>(() => ml.Transforms.GenerativeAdversarialNetwork(new GanOptions { SelfConditioning = 10, LabelColumnName = "Label" }));
+        Assert.Contains("Label", both.Message);
     }
 
     [Fact]

@@ -31,11 +31,13 @@ internal static class GanCommand
         var noise = new Option<double>("--instance-noise") { Description = "Instance noise std, decaying to 0 (0 = off).", DefaultValueFactory = _ => 0.0 };
         var matching = new Option<bool>("--feature-matching") { Description = "Train the generator by feature matching." };
         var spread = new Option<bool>("--minibatch-std") { Description = "Minibatch standard deviation in the discriminator (against mode collapse)." };
+        var average = new Option<double>("--g-average") { Description = "Decay of an exponential moving average of the generator's weights, e.g. 0.999 (0 = off).", DefaultValueFactory = _ => 0.0 };
+        var selfConditioning = new Option<int>("--self-conditioning") { Description = "Condition on this many k-means clusters of the images, drawn by their shares (against mode collapse; 0 = off).", DefaultValueFactory = _ => 0 };
         var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." };
         var samples = new Option<int>("--judge-samples") { Description = "Generated images judged per epoch.", DefaultValueFactory = _ => 10_000 };
         var command = new Command("mnist", "Train a GAN on MNIST; sample grids per epoch, losses, and the judge's class histogram and Fréchet distance.")
         {
-            kind, epochs, batch, rate, dRate, latent, loss, smoothing, noise, matching, spread, rows, samples,
+            kind, epochs, batch, rate, dRate, latent, loss, smoothing, noise, matching, spread, average, selfConditioning, rows, samples,
         };
         common.AddTo(command);
         command.SetAction(result =>
@@ -51,6 +53,7 @@ internal static class GanCommand
                 LatentSize = OptionChecks.AtLeast(result.GetValue(latent), 1, "--latent"),
                 Loss = result.GetValue(loss) == "hinge" ? GanLoss.Hinge : GanLoss.NonSaturating,
                 RealLabel = result.GetValue(smoothing), InstanceNoise = result.GetValue(noise), FeatureMatching = result.GetValue(matching), MinibatchStdDev = result.GetValue(spread),
+                GeneratorAverage = result.GetValue(average), SelfConditioning = result.GetValue(selfConditioning),
             };
             int judged = OptionChecks.AtLeast(result.GetValue(samples), 2, "--judge-samples");
             int? trainRows = OptionChecks.Count(result.GetValue(rows), "--train-rows");
@@ -68,7 +71,8 @@ internal static class GanCommand
         var testImages = Mnist.Read(MnistSplit.Test);
         var test = testImages.Select(i => i.Pixels).ToList();
         var (generatorSpec, discriminatorSpec) = options.Resolve(options.InputShape!);
-        int conditional = options.LabelColumnName is null ? 0 : options.LabelEmbeddingSize;
+        int conditional = options.LabelColumnName is null && options.SelfConditioning == 0 ? 0 : options.LabelEmbeddingSize;
+        bool labelled = options.LabelColumnName is not null;
         Console.Write(generatorSpec.Summary([options.LatentSize + conditional]));
         Console.Write(discriminatorSpec.Summary(conditional > 0 ? [2, 28, 28] : [1, 28, 28]));
 
@@ -88,14 +92,15 @@ internal static class GanCommand
             // The run's modules are in train mode here; a temporary transformer view draws in eval mode.
             var gan = (GanModule)end.Step.Modules[0];
             gan.eval();
+            using var averaged = gan.WithAveragedGenerator();
             var grid = Draw(gan, options, 64, seed: 12345, Enumerable.Range(0, 64).Select(i => i % 10).ToArray());
             ImageGrid.Save(Path.Combine(output, $"{name}-epoch{end.Metrics.Epoch + 1:D2}.png"), grid, 28, 28, 8,
-                title: $"{name}: epoch {end.Metrics.Epoch + 1}{(conditional > 0 ? " (asked for the digits 0-9 in reading order)" : "")}");
+                title: $"{name}: epoch {end.Metrics.Epoch + 1}{(labelled ? " (asked for the digits 0-9 in reading order)" : "")}");
             var images = Draw(gan, options, judged, seed: 777, requested);
             var (digits, features) = judge.Judge(images);
             var histogram = GenerationQuality.Histogram(digits, 10);
             double fd = GenerationQuality.FrechetDistance(features, testFeatures);
-            double? match = conditional > 0 ? digits.Zip(requested).Count(p => p.First == p.Second) / (double)judged : null;
+            double? match = labelled ? digits.Zip(requested).Count(p => p.First == p.Second) / (double)judged : null;
             distances.Add(fd);
             last = histogram;
             rows.Add(FormattableString.Invariant($"{end.Metrics.Epoch + 1},{fd:F3},{histogram.ClassesPresent},{histogram.ClassesCovering90},{histogram.Entropy:F4},{histogram.Shares.Min():F4},{histogram.Shares.Max():F4},{match?.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) ?? ""}"));
@@ -110,6 +115,9 @@ internal static class GanCommand
         });
         Console.WriteLine($"Training: {options.Epochs} epochs, {clock.Elapsed.TotalSeconds:F0} s with judging, {model.History!.SamplesPerSecond:F0} samples/s, device {model.Device}");
 
+        if (model.ClassShares is { } shares)
+            Console.WriteLine($"Self-conditioning: {shares.Count} k-means clusters, shares of the training images " +
+                string.Join(" ", shares.Select((v, c) => FormattableString.Invariant($"{c}:{v:P1}"))));
         File.WriteAllText(Path.Combine(output, $"{name}-judge.csv"), string.Join(Environment.NewLine, rows) + Environment.NewLine);
         File.WriteAllText(Path.Combine(output, $"{name}-history.csv"), model.History.ToCsv());
         Charts.TrainingCurves(Path.Combine(output, $"{name}-curves.png"), model.History, name);
@@ -119,7 +127,7 @@ internal static class GanCommand
             Charts.Bars(Path.Combine(output, $"{name}-histogram.png"), $"{name}: digits the judge sees in {judged:N0} samples (last epoch)", "share",
                 Enumerable.Range(0, 10).Select(d => d.ToString()).ToList(), last.Shares, lowerGuide: 0.05, upperGuide: 0.15);
         var modelPath = Path.Combine(output, $"{name}.zip");
-        var noise = model.NoiseData(ml, 1, 1, conditional > 0 ? [0] : null);
+        var noise = model.NoiseData(ml, 1, 1, labelled ? [0] : null);
         ml.Model.SaveDeep(model, noise.Schema, modelPath);
         Console.WriteLine($"Saved model {modelPath}; wrote {name}-epochNN.png, {name}-curves.png, {name}-frechet.png, {name}-histogram.png, {name}-judge.csv, {name}-history.csv in {output}");
         return 0;
@@ -137,7 +145,8 @@ internal static class GanCommand
             using var noGrad = TorchSharp.torch.no_grad();
             int rows = Math.Min(1000, count - start);
             var z = TorchSharp.torch.randn([rows, options.LatentSize], generator: generator).to(device);
-            var y = gan.Classes > 0 ? TorchSharp.torch.tensor(labels.Skip(start).Take(rows).Select(l => (long)l).ToArray()).to(device) : null;
+            var y = gan.SelfConditioned ? gan.DrawClasses(rows, generator).to(device)
+                : gan.Classes > 0 ? TorchSharp.torch.tensor(labels.Skip(start).Take(rows).Select(l => (long)l).ToArray()).to(device) : null;
             var x = gan.GeneratePixels(z, y).to(TorchSharp.torch.CPU).contiguous().data<float>().ToArray();
             for (int r = 0; r < rows; r++) images.Add(x.AsSpan(r * 784, 784).ToArray());
         }

@@ -78,9 +78,10 @@ internal static class GanRecords
         .With("classes", gan.Classes)
         .With("labelEmbeddingSize", labelEmbeddingSize)
         .With("outputColumn", outputColumn)
-        .With("minibatchStdDev", gan.MinibatchStdDev);
+        .With("minibatchStdDev", gan.MinibatchStdDev)
+        .With("classShares", gan.ClassShares);
 
     public static GanModule BuildModule(TransformerRecord record, NetworkSpec generator, NetworkSpec discriminator) =>
         new(generator, discriminator, record.Get<int[]>("imageShape"), record.Get<int>("latentSize"), record.Get<int>("classes"), record.Get<int>("labelEmbeddingSize"),
-            record.GetOrDefault<bool>("minibatchStdDev"));
+            record.GetOrDefault<bool>("minibatchStdDev"), record.GetOrDefault<double[]>("classShares"));
 }

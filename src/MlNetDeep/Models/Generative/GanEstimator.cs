@@ -57,13 +57,29 @@ public sealed class GanEstimator : IEstimator<GeneratorTransformer>
         int seed = Options.Seed ?? HostEnvironments.NextSeed(_env, "GenerativeAdversarialNetwork");
         var device = HostEnvironments.Device(_env);
 
-        var loaded = DataViewTensors.Load(input, Options.FeatureColumnName, size, Options.LabelColumnName,
+        double[]? shares = null;
+        string? labelColumn = Options.LabelColumnName;
+        if (Options.SelfConditioning > 0)
+        {
+            classes = Options.SelfConditioning;
+            (input, labelColumn) = Clusters(input, classes, seed);
+        }
+        var loaded = DataViewTensors.Load(input, Options.FeatureColumnName, size, labelColumn,
             classes > 0 ? LabelKind.ClassIndex : LabelKind.None, classes);
         DataViewTensors.ReportSkipped(_env, "GenerativeAdversarialNetwork", loaded, "training data");
+        if (Options.SelfConditioning > 0)
+        {
+            shares = new double[classes];
+            foreach (long c in loaded.ClassIndices!) shares[c]++;
+            for (int c = 0; c < classes; c++) shares[c] /= loaded.Rows;
+            using var channel = _env.Register("GenerativeAdversarialNetwork").Start("Self-conditioning");
+            channel.Info(MessageSensitivity.None, $"Self-conditioning: {classes} k-means clusters of {loaded.Rows:N0} images, shares " +
+                string.Join(" ", shares.Select((v, c) => FormattableString.Invariant($"{c}:{v:P1}"))));
+        }
         using var data = loaded.ToTensorData(imageShape);
         var (module, random) = TorchRuntime.SeededWithRandom(seed, () =>
         {
-            var gan = new GanModule(generatorSpec, discriminatorSpec, imageShape, Options.LatentSize, classes, Options.LabelEmbeddingSize, Options.MinibatchStdDev);
+            var gan = new GanModule(generatorSpec, discriminatorSpec, imageShape, Options.LatentSize, classes, Options.LabelEmbeddingSize, Options.MinibatchStdDev, shares);
             if (Options.DcganInitialisation ?? Options.Kind == GanKind.Dcgan) gan.InitialiseAsDcgan();
             return gan;
         });
@@ -74,6 +90,7 @@ public sealed class GanEstimator : IEstimator<GeneratorTransformer>
             TrainingHistory history;
             using (var step = new GanStep(module, Options))
                 history = TrainingLoop.Run(step, data, null, LoopSettings.From(Options), device, seed, random);
+            module.KeepGeneratorAverage();
             return new GeneratorTransformer(module, generatorSpec, discriminatorSpec, Options.NoiseColumnName, Options.OutputColumnName,
                 Options.LabelEmbeddingSize, device, Options.ScoringBatchSize) { History = history };
         }
@@ -82,5 +99,23 @@ public sealed class GanEstimator : IEstimator<GeneratorTransformer>
             module.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The training images with a key column of their k-means cluster (ML.NET's k-means++ on the image column, seeded, one
+    /// thread so that a seed gives the same clusters): the labels of a self-conditioned GAN.
+    /// </summary>
+    private (IDataView Data, string ClusterColumn) Clusters(IDataView input, int clusters, int seed)
+    {
+        const string column = "GanCluster";
+        var ml = new MLContext(seed);
+        var kmeans = ml.Clustering.Trainers.KMeans(new Microsoft.ML.Trainers.KMeansTrainer.Options
+        {
+            FeatureColumnName = Options.FeatureColumnName, NumberOfClusters = clusters, NumberOfThreads = 1,
+            InitializationAlgorithm = Microsoft.ML.Trainers.KMeansTrainer.InitializationAlgorithm.KMeansPlusPlus,
+        });
+        var model = kmeans.Fit(input);
+        var scored = model.Transform(input);
+        return (ml.Transforms.CopyColumns(column, "PredictedLabel").Fit(scored).Transform(scored), column);
     }
 }

@@ -19,10 +19,18 @@ public sealed class GanModule : nn.Module
     private readonly long[] _imageShape;
 
     public GanModule(NetworkSpec generatorSpec, NetworkSpec discriminatorSpec, int[] imageShape, int latentSize, int classes, int labelEmbeddingSize,
-        bool minibatchStdDev = false)
+        bool minibatchStdDev = false, double[]? classShares = null)
         : base("GenerativeAdversarialNetwork")
     {
         MinibatchStdDev = minibatchStdDev;
+        if (classShares is not null)
+        {
+            if (classes < 2 || classShares.Length != classes)
+                throw new ArgumentException($"A self-conditioned GAN needs one share per class: {classShares.Length} shares for {classes} classes.", nameof(classShares));
+            if (classShares.Any(v => !double.IsFinite(v) || v < 0) || Math.Abs(classShares.Sum() - 1) > 1e-3)
+                throw new ArgumentException("The class shares of a self-conditioned GAN must be non-negative and sum to 1.", nameof(classShares));
+            ClassShares = classShares.ToArray();
+        }
         if (discriminatorSpec.Layers.Count < 2) throw new ArgumentException($"The discriminator '{discriminatorSpec.Name}' needs hidden layers and an output layer.");
         Classes = classes;
         LatentSize = latentSize;
@@ -60,6 +68,23 @@ public sealed class GanModule : nn.Module
 
     /// <summary>Classes of a conditional GAN; 0 when unconditional.</summary>
     public int Classes { get; }
+
+    /// <summary>
+    /// For a self-conditioned GAN (<see cref="GanOptions.SelfConditioning"/>): the share of the training images in each
+    /// k-means cluster, from which unconditional generation draws the cluster; null otherwise.
+    /// </summary>
+    public IReadOnlyList<double>? ClassShares { get; }
+
+    /// <summary>Whether the classes are the GAN's own clusters of its training images rather than labels a user gave.</summary>
+    public bool SelfConditioned => ClassShares is not null;
+
+    /// <summary><paramref name="count"/> class indices drawn from <see cref="ClassShares"/> with <paramref name="generator"/> (on the CPU); self-conditioned GANs only.</summary>
+    public Tensor DrawClasses(long count, Generator generator)
+    {
+        if (ClassShares is null) throw new InvalidOperationException("Only a self-conditioned GAN draws its own classes.");
+        using var shares = tensor(ClassShares.ToArray(), float64);
+        return multinomial(shares, count, replacement: true, generator: generator);
+    }
 
     /// <summary>Whether the discriminator's head also sees the minibatch standard deviation of its features.</summary>
     public bool MinibatchStdDev { get; }
@@ -101,6 +126,78 @@ public sealed class GanModule : nn.Module
     {
         var spread = features.shape[0] > 1 ? (features.var(0, unbiased: false) + 1e-8).sqrt().mean() : zeros([], features.dtype, features.device);
         return spread.expand(features.shape[0], 1);
+    }
+
+    private List<(Tensor Live, Tensor Average)>? _average;
+    private long _averageUpdates;
+
+    /// <summary>Whether an average of the generator's weights is being kept (<see cref="GanOptions.GeneratorAverage"/>).</summary>
+    public bool HasGeneratorAverage => _average is not null;
+
+    /// <summary>Starts an exponential moving average of the generator's weights and its floating-point buffers (batch-norm statistics).</summary>
+    internal void StartGeneratorAverage()
+    {
+        using var noGrad = no_grad();
+        _average?.ForEach(p => p.Average.Dispose());
+        _average = GeneratorState().Select(t => (t, t.detach().clone())).ToList();
+        _averageUpdates = 0;
+    }
+
+    /// <summary>
+    /// One update of the average after a generator step: average = d * average + (1 - d) * weights, with
+    /// d = min(decay, (1 + n) / (10 + n)) after n updates, so that the first steps do not leave the average stuck near the
+    /// random initialisation.
+    /// </summary>
+    internal void UpdateGeneratorAverage(double decay)
+    {
+        if (_average is null) throw new InvalidOperationException("No generator average was started.");
+        using var noGrad = no_grad();
+        _averageUpdates++;
+        double d = Math.Min(decay, (1.0 + _averageUpdates) / (10.0 + _averageUpdates));
+        foreach (var (live, average) in _average) average.mul_(d).add_(live, alpha: 1 - d);
+    }
+
+    /// <summary>
+    /// The averaged generator in place of the trained one until the result is disposed (e.g. to draw samples after each
+    /// epoch); nothing changes when no average is kept.
+    /// </summary>
+    public IDisposable WithAveragedGenerator()
+    {
+        if (_average is null) return new Swap(null);
+        using var noGrad = no_grad();
+        var saved = _average.Select(p => p.Live.detach().clone()).ToList();
+        foreach (var (live, average) in _average) live.copy_(average);
+        return new Swap(() =>
+        {
+            using var restore = no_grad();
+            foreach (var ((live, _), value) in _average.Zip(saved)) live.copy_(value);
+            saved.ForEach(t => t.Dispose());
+        });
+    }
+
+    /// <summary>Makes the average the generator's weights for good (at the end of training) and stops averaging.</summary>
+    internal void KeepGeneratorAverage()
+    {
+        if (_average is null) return;
+        using (no_grad())
+            foreach (var (live, average) in _average) live.copy_(average);
+        _average.ForEach(p => p.Average.Dispose());
+        _average = null;
+    }
+
+    private IEnumerable<Tensor> GeneratorState() =>
+        GeneratorParameters().Cast<Tensor>().Concat(generator.buffers().Concat(generatorLabels?.buffers() ?? []).Where(b => b.is_floating_point()));
+
+    private sealed class Swap(Action? undo) : IDisposable
+    {
+        private Action? _undo = undo;
+        public void Dispose() { _undo?.Invoke(); _undo = null; }
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { _average?.ForEach(p => p.Average.Dispose()); _average = null; }
+        base.Dispose(disposing);
     }
 
     /// <summary>The generator's layers (built from its spec; for export).</summary>

@@ -48,6 +48,15 @@ public sealed class GanOptions : DeepTrainerOptions
     /// <summary>A key label column for a conditional GAN; null trains an unconditional one.</summary>
     public string? LabelColumnName { get; set; }
 
+    /// <summary>
+    /// Self-conditioning (after Liu et al., "Diverse Image Generation via Self-Conditioned GANs"): this many k-means
+    /// clusters of the training images (ML.NET's k-means on the image column) become the labels of a conditional GAN, and
+    /// generation draws each image's cluster from the clusters' shares of the training data, so that every part of the data
+    /// keeps its share of the samples (a cure for mode collapse that needs no labels). 0 = off; not with
+    /// <see cref="LabelColumnName"/>.
+    /// </summary>
+    public int SelfConditioning { get; set; }
+
     /// <summary>Size of the label embedding joined to the noise (conditional GAN).</summary>
     public int LabelEmbeddingSize { get; set; } = 10;
 
@@ -77,8 +86,17 @@ public sealed class GanOptions : DeepTrainerOptions
     /// features vary across the batch, so a generator that draws one thing for every z is caught (a cure for mode collapse).</summary>
     public bool MinibatchStdDev { get; set; }
 
+    /// <summary>
+    /// An exponential moving average of the generator's weights (Yazıcı et al.; as in ProGAN, BigGAN and StyleGAN) with this
+    /// decay per generator step, e.g. 0.999; the fitted generator is the average, which smooths the oscillations of the
+    /// adversarial game. 0 = off.
+    /// </summary>
+    public double GeneratorAverage { get; set; }
+
     /// <summary>Initialise weights from N(0, 0.02) (batch-norm scales from N(1, 0.02)), as Radford et al.; DCGAN's default.</summary>
     public bool? DcganInitialisation { get; set; }
+
+    internal const int MaxClusters = 1000;
 
     /// <summary>Name of the image column the fitted generator adds.</summary>
     public string OutputColumnName { get; set; } = "Image";
@@ -99,6 +117,11 @@ public sealed class GanOptions : DeepTrainerOptions
         DiscriminatorOptimizer.Validate();
         if (RealLabel is <= 0.5 or > 1 || double.IsNaN(RealLabel)) throw new ArgumentOutOfRangeException(nameof(RealLabel), RealLabel, "RealLabel must be in (0.5, 1].");
         if (InstanceNoise < 0 || !double.IsFinite(InstanceNoise)) throw new ArgumentOutOfRangeException(nameof(InstanceNoise), InstanceNoise, "InstanceNoise must be >= 0.");
+        if (SelfConditioning < 0 || SelfConditioning == 1 || SelfConditioning > MaxClusters)
+            throw new ArgumentOutOfRangeException(nameof(SelfConditioning), SelfConditioning, $"SelfConditioning is a number of clusters from 2 to {MaxClusters} (0 = off).");
+        if (SelfConditioning > 0 && LabelColumnName is not null)
+            throw new ArgumentException($"SelfConditioning makes its own labels from clusters; it cannot be combined with the label column '{LabelColumnName}'.", nameof(SelfConditioning));
+        if (GeneratorAverage is < 0 or >= 1 || double.IsNaN(GeneratorAverage)) throw new ArgumentOutOfRangeException(nameof(GeneratorAverage), GeneratorAverage, "GeneratorAverage is a decay in [0, 1) (0 = off, 0.999 is usual).");
         if (string.IsNullOrWhiteSpace(OutputColumnName)) throw new ArgumentException("OutputColumnName must name a column.", nameof(OutputColumnName));
         if (string.IsNullOrWhiteSpace(NoiseColumnName)) throw new ArgumentException("NoiseColumnName must name a column.", nameof(NoiseColumnName));
         CheckColumnNames();

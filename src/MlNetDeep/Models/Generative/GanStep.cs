@@ -25,6 +25,7 @@ internal sealed class GanStep : TrainingStep
         _generatorOptimizer = options.Optimizer.Create(gan.GeneratorParameters());
         _discriminatorOptimizer = options.DiscriminatorOptimizer.Create(gan.DiscriminatorParameters());
         Modules = [gan];
+        if (options.GeneratorAverage > 0) gan.StartGeneratorAverage();
     }
 
     public override IReadOnlyList<nn.Module> Modules { get; }
@@ -95,6 +96,7 @@ internal sealed class GanStep : TrainingStep
             : GeneratorLoss(logits);
         loss.backward();
         _generatorOptimizer.step();
+        if (_options.GeneratorAverage > 0) _gan.UpdateGeneratorAverage(_options.GeneratorAverage);
         return loss;
     }
 

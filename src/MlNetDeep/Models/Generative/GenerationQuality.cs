@@ -36,7 +36,7 @@ public static class GenerationQuality
             counts[p]++;
         }
         var shares = counts.Select(c => c / predictions.Count).ToArray();
-        double entropy = -shares.Where(s => s > 0).Sum(s => s * Math.Log2(s));
+        double entropy = Math.Max(0, -shares.Where(s => s > 0).Sum(s => s * Math.Log2(s)));
         int covering = 0;
         double covered = 0;
         foreach (var s in shares.OrderDescending())

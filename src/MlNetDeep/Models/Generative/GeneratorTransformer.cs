@@ -36,8 +36,18 @@ public sealed class GeneratorTransformer : DeepTransformer
 
     public int LatentSize => _gan.LatentSize;
 
-    /// <summary>Classes of a conditional GAN; 0 for an unconditional one.</summary>
+    /// <summary>Classes of a conditional GAN (for a self-conditioned one, its clusters); 0 for an unconditional one.</summary>
     public int Classes => _gan.Classes;
+
+    /// <summary>
+    /// Whether the classes are the GAN's own k-means clusters (<see cref="GanOptions.SelfConditioning"/>): then
+    /// <see cref="Generate(int, int)"/> and <see cref="NoiseData"/> draw each image's cluster from the clusters' shares of
+    /// the training images, and <see cref="Generate(IReadOnlyList{int}, int)"/> draws from chosen clusters.
+    /// </summary>
+    public bool SelfConditioned => _gan.SelfConditioned;
+
+    /// <summary>The share of the training images in each cluster of a self-conditioned GAN; null otherwise.</summary>
+    public IReadOnlyList<double>? ClassShares => _gan.ClassShares;
 
     /// <summary>The generated images' shape [channels, height, width].</summary>
     public int[] ImageShape => _gan.ImageShape;
@@ -75,10 +85,10 @@ public sealed class GeneratorTransformer : DeepTransformer
         public float[] Noise { get; set; } = [];
     }
 
-    /// <summary><paramref name="count"/> images (each [channels x height x width] values in [0, 1]) from <paramref name="seed"/>; unconditional GANs only.</summary>
+    /// <summary><paramref name="count"/> images (each [channels x height x width] values in [0, 1]) from <paramref name="seed"/>; unconditional and self-conditioned GANs.</summary>
     public float[][] Generate(int count, int seed)
     {
-        if (Classes > 0) throw new InvalidOperationException($"This is a conditional GAN: say which of its {Classes} classes to draw with Generate(labels, seed).");
+        if (Classes > 0 && !SelfConditioned) throw new InvalidOperationException($"This is a conditional GAN: say which of its {Classes} classes to draw with Generate(labels, seed).");
         return Draw(NoiseRows(count, seed, null));
     }
 
@@ -93,6 +103,13 @@ public sealed class GeneratorTransformer : DeepTransformer
     private float[][] NoiseRows(int count, int seed, IReadOnlyList<int>? labels)
     {
         if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), count, "Ask for at least one image.");
+        if (SelfConditioned && labels is null)
+        {
+            Native.TorchRuntime.EnsureLoaded();
+            using var clusters = new Generator((ulong)(uint)seed ^ 0x5EED_C1A5_5E5UL);
+            using var drawn = _gan.DrawClasses(count, clusters);
+            labels = drawn.data<long>().Select(l => (int)l).ToArray();
+        }
         if (Classes > 0)
         {
             if (labels is null) throw new ArgumentException($"This is a conditional GAN: give the class (0 to {Classes - 1}) of each image.", nameof(labels));
@@ -181,7 +198,7 @@ public sealed class GeneratorTransformer : DeepTransformer
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(imageColumnName);
         ArgumentException.ThrowIfNullOrWhiteSpace(outputColumnName);
-        var copy = new GanModule(Network, Discriminator, ImageShape, LatentSize, Classes, LabelEmbeddingSize, _gan.MinibatchStdDev);
+        var copy = new GanModule(Network, Discriminator, ImageShape, LatentSize, Classes, LabelEmbeddingSize, _gan.MinibatchStdDev, _gan.ClassShares?.ToArray());
         try
         {
             WithModule(_ => CopyWeights(_gan, copy));
