@@ -68,7 +68,8 @@ public sealed class GeneratorTransformer : DeepTransformer
 
     /// <summary>
     /// Noise rows for <paramref name="count"/> images from <paramref name="seed"/> (the same seed gives the same rows), with the
-    /// classes to draw for a conditional GAN: a column named as the model's noise column, ready for Transform.
+    /// classes to draw for a conditional GAN (a self-conditioned GAN draws its clusters from their shares when no labels are
+    /// given): a column named as the model's noise column, ready for Transform.
     /// </summary>
     public IDataView NoiseData(MLContext mlContext, int count, int seed, IReadOnlyList<int>? labels = null)
     {
