@@ -168,6 +168,21 @@ public class GanTests
         // A chosen cluster, and a cluster that is not one.
         Assert.Equal(2, generator.Generate([0, 3], seed: 3).Length);
         Assert.Throws<ArgumentOutOfRangeException>(() => generator.Generate([4], seed: 3));
+        // The GAN keeps the k-means centres: an image's cluster is the one the k-means model gave it in training.
+        var pixels = TestData.Column(data, "Pixels").Take(64).ToList();
+        var kmeans = new MLContext(7).Clustering.Trainers.KMeans(new Microsoft.ML.Trainers.KMeansTrainer.Options
+        {
+            FeatureColumnName = "Pixels", NumberOfClusters = 4, NumberOfThreads = 1,
+            InitializationAlgorithm = Microsoft.ML.Trainers.KMeansTrainer.InitializationAlgorithm.KMeansPlusPlus,
+        }).Fit(data);
+        var clusters = kmeans.Transform(data).GetColumn<uint>("PredictedLabel").Take(64).Select(k => (int)k - 1).ToList();
+        Assert.Equal(4, clusters.Distinct().Count());
+        var realness = generator.Realness(pixels);
+        Assert.Equal(generator.Realness(pixels, clusters), realness);
+        Assert.NotEqual(generator.Realness(pixels, clusters.Select(c => (c + 1) % 4).ToList()), realness);
+        // Its discriminator transformer reads the pixels alone.
+        using var discriminator = generator.CreateDiscriminator();
+        Assert.Equal(realness, discriminator.Transform(data).GetColumn<float>("Realness").Take(64).ToArray());
         var path = TestData.TempFile();
         try
         {
@@ -175,6 +190,7 @@ public class GanTests
             var reloaded = Assert.IsType<GeneratorTransformer>(((TransformerChain<ITransformer>)ml.Model.LoadDeep(path, out _)).Single());
             Assert.Equal(shares, reloaded.ClassShares!);
             TestData.AssertClose(images, reloaded.Generate(6, seed: 3));
+            Assert.Equal(realness, reloaded.Realness(pixels));
         }
         finally { File.Delete(path); }
     }

@@ -9,7 +9,7 @@ namespace MlNetDeep.Models.Generative;
 
 /// <summary>
 /// A trained GAN's discriminator as an ML.NET transformer: reads an image column (values in [0, 1]; for a conditional
-/// GAN one more value at the end holding the class index) and adds a <c>Realness</c> column, the discriminator's
+/// GAN one more value at the end holding the class index; a self-conditioned GAN finds each image's cluster itself) and adds a <c>Realness</c> column, the discriminator's
 /// probability that the image is real. Made by <see cref="GeneratorTransformer.CreateDiscriminator"/>; it holds its
 /// own copy of the weights.
 /// </summary>
@@ -29,7 +29,7 @@ public sealed class DiscriminatorTransformer : DeepTransformer
         OutputColumns = [new ScalarOutputColumn(outputColumnName, 0)];
     }
 
-    private static int[] InputShapeOf(GanModule module) => module.Classes > 0
+    private static int[] InputShapeOf(GanModule module) => module.Classes > 0 && !module.SelfConditioned
         ? [module.ImageShape.Aggregate(1, (a, b) => a * b) + 1]
         : module.ImageShape;
 
@@ -49,7 +49,8 @@ public sealed class DiscriminatorTransformer : DeepTransformer
         int pixels = _gan.ImageShape.Aggregate(1, (a, b) => a * b);
         var flat = inputs.reshape(inputs.shape[0], -1);
         var images = flat.narrow(1, 0, pixels) * 2 - 1;
-        var labels = Classes > 0 ? _gan.ClassIndices(flat.select(1, pixels), "The last value of each row is the image's class") : null;
+        var labels = _gan.SelfConditioned ? _gan.NearestClusters(flat.narrow(1, 0, pixels))
+            : Classes > 0 ? _gan.ClassIndices(flat.select(1, pixels), "The last value of each row is the image's class") : null;
         return _gan.Discriminate(images, labels).Logits.sigmoid().reshape(-1, 1);
     }
 

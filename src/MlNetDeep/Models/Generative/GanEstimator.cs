@@ -58,11 +58,12 @@ public sealed class GanEstimator : IEstimator<GeneratorTransformer>
         var device = HostEnvironments.Device(_env);
 
         double[]? shares = null;
+        float[]? centres = null;
         string? labelColumn = Options.LabelColumnName;
         if (Options.SelfConditioning > 0)
         {
             classes = Options.SelfConditioning;
-            (input, labelColumn) = Clusters(input, classes, seed);
+            (input, labelColumn, centres) = Clusters(input, classes, seed);
         }
         var loaded = DataViewTensors.Load(input, Options.FeatureColumnName, size, labelColumn,
             classes > 0 ? LabelKind.ClassIndex : LabelKind.None, classes);
@@ -81,6 +82,7 @@ public sealed class GanEstimator : IEstimator<GeneratorTransformer>
         {
             var gan = new GanModule(generatorSpec, discriminatorSpec, imageShape, Options.LatentSize, classes, Options.LabelEmbeddingSize, Options.MinibatchStdDev, shares);
             if (Options.DcganInitialisation ?? Options.Kind == GanKind.Dcgan) gan.InitialiseAsDcgan();
+            if (centres is not null) gan.SetClusterCentres(centres);
             return gan;
         });
         using var randomScope = random;
@@ -105,7 +107,7 @@ public sealed class GanEstimator : IEstimator<GeneratorTransformer>
     /// The training images with a key column of their k-means cluster (ML.NET's k-means++ on the image column, seeded, one
     /// thread so that a seed gives the same clusters): the labels of a self-conditioned GAN.
     /// </summary>
-    private (IDataView Data, string ClusterColumn) Clusters(IDataView input, int clusters, int seed)
+    private (IDataView Data, string ClusterColumn, float[] Centres) Clusters(IDataView input, int clusters, int seed)
     {
         const string column = "GanCluster";
         var ml = new MLContext(seed);
@@ -116,6 +118,10 @@ public sealed class GanEstimator : IEstimator<GeneratorTransformer>
         });
         var model = kmeans.Fit(input);
         var scored = model.Transform(input);
-        return (ml.Transforms.CopyColumns(column, "PredictedLabel").Fit(scored).Transform(scored), column);
+        VBuffer<float>[] centroids = [];
+        model.Model.GetClusterCentroids(ref centroids, out int found);
+        if (found != clusters) throw new InvalidOperationException($"k-means found {found} clusters where {clusters} were asked for.");
+        var centres = centroids.SelectMany(c => c.DenseValues()).ToArray();
+        return (ml.Transforms.CopyColumns(column, "PredictedLabel").Fit(scored).Transform(scored), column, centres);
     }
 }

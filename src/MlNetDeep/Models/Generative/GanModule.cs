@@ -30,6 +30,7 @@ public sealed class GanModule : nn.Module
             if (classShares.Any(v => !double.IsFinite(v) || v < 0) || Math.Abs(classShares.Sum() - 1) > 1e-3)
                 throw new ArgumentException("The class shares of a self-conditioned GAN must be non-negative and sum to 1.", nameof(classShares));
             ClassShares = classShares.ToArray();
+            register_buffer(ClusterCentresName, zeros(classes, imageShape.Aggregate(1L, (a, b) => a * b)));
         }
         if (discriminatorSpec.Layers.Count < 2) throw new ArgumentException($"The discriminator '{discriminatorSpec.Name}' needs hidden layers and an output layer.");
         Classes = classes;
@@ -77,6 +78,33 @@ public sealed class GanModule : nn.Module
 
     /// <summary>Whether the classes are the GAN's own clusters of its training images rather than labels a user gave.</summary>
     public bool SelfConditioned => ClassShares is not null;
+
+    private const string ClusterCentresName = "cluster_centres";
+
+    /// <summary>The k-means centres buffer (looked up by name, so that it is the one a move to another device made).</summary>
+    private Tensor? ClusterCentres => SelfConditioned ? named_buffers(recurse: false).First(b => b.name == ClusterCentresName).buffer : null;
+
+    /// <summary>Sets the k-means centres [classes, pixels] (pixel values in [0, 1]) of a self-conditioned GAN, so that it can give any image its cluster.</summary>
+    internal void SetClusterCentres(float[] centres)
+    {
+        var table = ClusterCentres ?? throw new InvalidOperationException("Only a self-conditioned GAN has cluster centres.");
+        if (centres.Length != table.numel()) throw new ArgumentException($"{centres.Length} centre values for a [{string.Join(", ", table.shape)}] table.", nameof(centres));
+        using var noGrad = no_grad();
+        using var values = tensor(centres, table.shape);
+        table.copy_(values);
+    }
+
+    /// <summary>
+    /// The cluster of each image [n, pixels] (pixel values in [0, 1]) of a self-conditioned GAN: the nearest k-means centre,
+    /// as the k-means model that made the training labels assigns it.
+    /// </summary>
+    public Tensor NearestClusters(Tensor pixels)
+    {
+        var centres = ClusterCentres ?? throw new InvalidOperationException("Only a self-conditioned GAN assigns clusters.");
+        var x = pixels.reshape(pixels.shape[0], -1).to(centres.dtype).to(centres.device);
+        var distances = x.square().sum(1, keepdim: true) - 2 * x.matmul(centres.t()) + centres.square().sum(1).unsqueeze(0);
+        return distances.argmin(1);
+    }
 
     /// <summary><paramref name="count"/> class indices drawn from <see cref="ClassShares"/> with <paramref name="generator"/> (on the CPU); self-conditioned GANs only.</summary>
     public Tensor DrawClasses(long count, Generator generator)

@@ -148,18 +148,22 @@ public sealed class GeneratorTransformer : DeepTransformer
         return images;
     }
 
-    /// <summary>The discriminator's probability that each image is real (images [n][values in [0, 1]], with classes for a conditional GAN).</summary>
+    /// <summary>
+    /// The discriminator's probability that each image is real (images [n][values in [0, 1]], with classes for a conditional
+    /// GAN; a self-conditioned GAN gives each image its nearest cluster unless clusters are given).
+    /// </summary>
     public float[] Realness(IReadOnlyList<float[]> images, IReadOnlyList<int>? labels = null)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.Count == 0) return [];
         if (images.Any(i => i.Length != ImageSize)) throw new ArgumentException($"Each image must have {ImageSize} values ([{string.Join(", ", ImageShape)}]).", nameof(images));
-        if (Classes > 0 && (labels is null || labels.Count != images.Count || labels.Any(l => l < 0 || l >= Classes)))
+        if (Classes > 0 && !(SelfConditioned && labels is null) && (labels is null || labels.Count != images.Count || labels.Any(l => l < 0 || l >= Classes)))
             throw new ArgumentException($"A conditional GAN's discriminator needs one class (0 to {Classes - 1}) per image.", nameof(labels));
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var x = tensor(images.SelectMany(i => i).ToArray(), [images.Count, .. ImageShape.Select(d => (long)d)]).to(Device) * 2 - 1;
-        var y = Classes > 0 ? tensor(labels!.Select(l => (long)l).ToArray()).to(Device) : null;
+        var y = SelfConditioned && labels is null ? WithModule(_ => _gan.NearestClusters((x + 1) / 2))
+            : Classes > 0 ? tensor(labels!.Select(l => (long)l).ToArray()).to(Device) : null;
         return WithModule(_ => _gan.Discriminate(x, y).Logits.sigmoid().to(CPU).data<float>().ToArray());
     }
 
