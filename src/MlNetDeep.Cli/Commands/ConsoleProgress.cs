@@ -16,31 +16,27 @@ internal static class ConsoleProgress
             var lines = new LineProgress(title);
             return work(lines);
         }
-        T result = default!;
-        AnsiConsole.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask(Markup.Escape(title), maxValue: 1.0);
-                result = work(new BarProgress(task));
-                task.Value = 1.0;
-            });
-        return result;
+        return WithBar(title, autoClear: false, task => work(new BarProgress(task)));
     }
 
     /// <summary>Long work that reports the share done (0 to 1): a bar on a terminal, nothing extra when output is redirected.</summary>
     public static T RunFraction<T>(string title, Func<IProgress<double>, T> work)
     {
         if (Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Interactive) return work(new Progress<double>(_ => { }));
+        return WithBar(title, autoClear: true, task => work(new FractionProgress(task)));
+    }
+
+    /// <summary>One live bar (0 to 1) around <paramref name="work"/>, filled when it returns.</summary>
+    private static T WithBar<T>(string title, bool autoClear, Func<ProgressTask, T> work)
+    {
         T result = default!;
         AnsiConsole.Progress()
-            .AutoClear(true)
+            .AutoClear(autoClear)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask(Markup.Escape(title), maxValue: 1.0);
-                result = work(new FractionProgress(task));
+                result = work(task);
                 task.Value = 1.0;
             });
         return result;

@@ -64,6 +64,15 @@ internal static class VisionCommands
         return process.WorkingSet64;
     }
 
+    /// <summary>An input optimisation with a progress bar, and what it cost: "seconds; resident memory before -> after".</summary>
+    private static (VisionImage Image, string Cost) Measured(string title, Func<IProgress<double>, VisionImage> run)
+    {
+        long before = ResidentBytes();
+        var clock = Stopwatch.StartNew();
+        var image = ConsoleProgress.RunFraction(title, run);
+        return (image, $"{clock.Elapsed.TotalSeconds:F1} s; resident memory {before / 1e6:F0} -> {ResidentBytes() / 1e6:F0} MB");
+    }
+
     private static Command DreamCommand()
     {
         var common = new CommonOptions();
@@ -89,15 +98,13 @@ internal static class VisionCommands
                 Octaves = result.GetValue(octaves), Steps = result.GetValue(steps), Jitter = result.GetValue(jitter), LearningRate = result.GetValue(rate), Seed = result.GetValue(common.Seed),
                 Rule = InputStepRule.NormalizedGradient,
             };
-            long before = ResidentBytes();
-            var clock = Stopwatch.StartNew();
-            var dreamed = ConsoleProgress.RunFraction("dreaming", progress => DeepDream.Dream(network, picture, result.GetValue(layer)!, options with { Progress = progress }));
+            var (dreamed, cost) = Measured("dreaming", progress => DeepDream.Dream(network, picture, result.GetValue(layer)!, options with { Progress = progress }));
             var name = $"dream-{network.Network.Name}-{network.LayerNames[network.LayerIndex(result.GetValue(layer)!)]}";
             var path = Path.Combine(output, name + ".png");
             dreamed.SavePng(path);
             picture.SavePng(Path.Combine(output, "dream-input.png"));
             Console.WriteLine($"Dreamed {picture.Width}x{picture.Height} on {network.LayerNames[network.LayerIndex(result.GetValue(layer)!)]} of {network.Network.Name} ({network.Source}): " +
-                $"{options.Octaves} octaves x {options.Steps} steps in {clock.Elapsed.TotalSeconds:F1} s; resident memory {before / 1e6:F0} -> {ResidentBytes() / 1e6:F0} MB; wrote {path}");
+                $"{options.Octaves} octaves x {options.Steps} steps in {cost}; wrote {path}");
             return 0;
         });
         return command;
@@ -137,9 +144,7 @@ internal static class VisionCommands
                 StyleLayers = result.GetValue(styleLayers)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
                 StyleWeight = result.GetValue(styleWeight), ContentWeight = result.GetValue(contentWeight), TotalVariationWeight = result.GetValue(tv),
             };
-            long before = ResidentBytes();
-            var clock = Stopwatch.StartNew();
-            var styled = ConsoleProgress.RunFraction("style transfer", progress => StyleTransfer.Transfer(network, contentImage, styleImage, options with
+            var (styled, cost) = Measured("style transfer", progress => StyleTransfer.Transfer(network, contentImage, styleImage, options with
             {
                 Optimization = new InputOptimizationOptions { Steps = result.GetValue(steps), LearningRate = result.GetValue(rate), Seed = result.GetValue(common.Seed), Progress = progress },
             }));
@@ -147,8 +152,7 @@ internal static class VisionCommands
             styled.SavePng(path);
             contentImage.SavePng(Path.Combine(output, "style-content.png"));
             styleImage.SavePng(Path.Combine(output, "style-style.png"));
-            Console.WriteLine($"Style transfer {contentImage.Width}x{contentImage.Height} with {network.Network.Name} ({network.Source}): {result.GetValue(steps)} steps in {clock.Elapsed.TotalSeconds:F1} s; " +
-                $"resident memory {before / 1e6:F0} -> {ResidentBytes() / 1e6:F0} MB; wrote {path}");
+            Console.WriteLine($"Style transfer {contentImage.Width}x{contentImage.Height} with {network.Network.Name} ({network.Source}): {result.GetValue(steps)} steps in {cost}; wrote {path}");
             return 0;
         });
         return command;
