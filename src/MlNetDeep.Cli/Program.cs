@@ -21,6 +21,7 @@ root.Subcommands.Add(gan);
 root.Subcommands.Add(TextCommands.Create());
 root.Subcommands.Add(ReinforcementCommands.Create());
 root.Subcommands.Add(VisionCommands.Create());
+root.Subcommands.Add(OnnxCommands.Create());
 var series = new Command("series", "Time series: forecasting with an LSTM next to ML.NET's regressors.");
 series.Subcommands.Add(SequenceCommands.Forecast());
 root.Subcommands.Add(series);

@@ -46,7 +46,7 @@ public class OnnxImportTests(ITestOutputHelper output)
     [Theory]
     [InlineData("cnn", typeof(MaxPool2D))]
     [InlineData("batchnorm", typeof(BatchNorm))]
-    [InlineData("residual", typeof(Residual))]
+    [InlineData("residual", typeof(Add))]
     public void ImportedModelsAgreeWithOnnxRuntimeAndPyTorch(string name, Type expectedLayer)
     {
         using var imported = OnnxImporter.Import(Model(name + ".onnx"));

@@ -134,7 +134,7 @@ internal static class ScoringBenchmark
     private static void Profile(DeepTransformer deep, Tensor staged, int n)
     {
         var layers = ((TorchSharp.torch.nn.Module)deep.Module).named_children().Select(c => (TorchSharp.torch.nn.Module<Tensor, Tensor>)c.module).ToList();
-        if (layers.Count != deep.Network.Layers.Count) return;
+        if (layers.Count != deep.Network.Layers.Count || !deep.Network.IsChain) return;
         var seconds = new double[layers.Count];
         using (no_grad())
         {

@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using TorchSharp;
 using MlNetDeep.Models.Classification;
 using MlNetDeep.Models.Regression;
 using MlNetDeep.Native;
@@ -97,6 +98,41 @@ public static class DeepLearningCatalog
     /// <exception cref="InvalidDataException">The file is damaged, truncated or not an MlNetDeep model.</exception>
     public static ITransformer LoadDeep(this ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema) =>
         DeepModelFile.Load(catalog, path, out inputSchema);
+
+    /// <summary>
+    /// An ONNX classifier a user brings (a torchvision or Keras export, say) as an ML.NET transformer: it reads
+    /// <paramref name="featureColumnName"/> (the file's input, e.g. 3 x 224 x 224 pixels per row) and adds Score (the
+    /// class probabilities: a softmax over the network's outputs unless it ends in one) and PredictedLabel (a key with
+    /// <paramref name="labels"/> as its values when given). It saves with SaveDeep, scores in PredictionEngine, exports
+    /// back to ONNX, and runs on the MLContext's device.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is damaged or its graph is malformed.</exception>
+    /// <exception cref="NotSupportedException">The file uses an operator the importer does not read (named in the message).</exception>
+    public static NeuralNetworkClassificationTransformer ImportOnnxClassifier(this ModelOperationsCatalog catalog, string onnxPath,
+        string featureColumnName = "Features", IReadOnlyList<string>? labels = null, string scoreColumnName = "Score", string predictedLabelColumnName = "PredictedLabel")
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentException.ThrowIfNullOrWhiteSpace(featureColumnName);
+        var env = HostEnvironments.Of(catalog);
+        var device = HostEnvironments.Device(env);
+        var imported = Persistence.Onnx.OnnxImporter.Import(onnxPath);
+        try
+        {
+            var output = imported.Network.OutputShape(imported.InputShape);
+            if (output.Length != 1 || output[0] < 2)
+                throw new NotSupportedException($"'{onnxPath}' outputs [{string.Join(", ", output)}] per sample; a classifier outputs a vector of two or more class scores.");
+            if (labels is not null && labels.Count != output[0])
+                throw new ArgumentException($"{labels.Count} labels were given for the {output[0]} classes of '{onnxPath}'.", nameof(labels));
+            imported.Module.to(device);
+            return new NeuralNetworkClassificationTransformer(imported.Module, imported.Network, featureColumnName, imported.InputShape, device, 64, output[0],
+                labels is null ? null : new Models.Common.KeyValues("Text", labels.ToArray()), scoreColumnName, predictedLabelColumnName);
+        }
+        catch
+        {
+            imported.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>Loads a pipeline from a stream.</summary>
     public static ITransformer LoadDeep(this ModelOperationsCatalog catalog, Stream stream, out DataViewSchema inputSchema) =>

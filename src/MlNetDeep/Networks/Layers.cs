@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using MlNetDeep.Persistence.Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -6,7 +7,7 @@ namespace MlNetDeep.Networks;
 
 /// <summary>Activation functions a layer can apply.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<ActivationKind>))]
-public enum ActivationKind { None, ReLU, LeakyReLU, ELU, Sigmoid, Tanh, Softplus, GELU, Softmax }
+public enum ActivationKind { None, ReLU, LeakyReLU, ELU, Sigmoid, Tanh, Softplus, GELU, Softmax, ReLU6, HardSigmoid, HardSwish, SiLU }
 
 /// <summary>How a convolution or pooling window treats the border: Keras' "valid" (no padding) or "same" (output = ceil(input / stride)).</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<PaddingMode>))]
@@ -39,6 +40,17 @@ public enum PaddingMode { Valid, Same }
 [JsonDerivedType(typeof(Pad2D), "Pad2D")]
 [JsonDerivedType(typeof(GlobalAvgPool2D), "GlobalAvgPool2D")]
 [JsonDerivedType(typeof(Residual), "Residual")]
+[JsonDerivedType(typeof(Add), "Add")]
+[JsonDerivedType(typeof(Multiply), "Multiply")]
+[JsonDerivedType(typeof(Subtract), "Subtract")]
+[JsonDerivedType(typeof(Divide), "Divide")]
+[JsonDerivedType(typeof(Concat), "Concat")]
+[JsonDerivedType(typeof(Slice), "Slice")]
+[JsonDerivedType(typeof(Transpose), "Transpose")]
+[JsonDerivedType(typeof(AdaptiveAvgPool2D), "AdaptiveAvgPool2D")]
+[JsonDerivedType(typeof(LayerNorm), "LayerNorm")]
+[JsonDerivedType(typeof(Clip), "Clip")]
+[JsonDerivedType(typeof(ConstantTensor), "Constant")]
 public abstract record Layer
 {
     /// <summary>The shape this layer produces for one sample of shape <paramref name="input"/>.</summary>
@@ -60,6 +72,32 @@ public abstract record Layer
     /// layer's settings without building it, in checked arithmetic; 0 for layers without state.
     /// </summary>
     internal virtual long StateSize(int[] input) => 0;
+
+    /// <summary>This layer applied to <paramref name="inputs"/> in a network written in the functional style (<see cref="GraphNode"/>).</summary>
+    public GraphNode On(params GraphNode[] inputs) => GraphNode.Apply(this, inputs);
+
+    /// <summary>How many inputs the layer reads: one for most; two or more for merges (<see cref="Concat"/>, <see cref="Add"/>, ...).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public virtual (int Min, int Max) InputCount => (1, 1);
+
+    /// <summary>The output shape for the shapes of all the layer's inputs (a graph network's view; one input for most layers).</summary>
+    public virtual int[] OutputShape(IReadOnlyList<int[]> inputs) => OutputShape(Single(inputs));
+
+    /// <summary>The module for the shapes of all the layer's inputs.</summary>
+    public virtual nn.Module<Tensor, Tensor> Build(IReadOnlyList<int[]> inputs) => Build(Single(inputs));
+
+    internal virtual long StateSize(IReadOnlyList<int[]> inputs) => StateSize(Single(inputs));
+
+    private int[] Single(IReadOnlyList<int[]> inputs) =>
+        inputs is [var one] ? one : throw new InvalidOperationException($"{Describe()} reads one input, but is given {inputs.Count}.");
+
+    /// <summary>
+    /// Appends the layer to an ONNX graph: <paramref name="inputs"/> are the names of its inputs, <paramref name="shapes"/>
+    /// their sample shapes, <paramref name="weights"/> the state of its module by name (e.g. weight, bias, layer.weight).
+    /// Returns the name of its output.
+    /// </summary>
+    internal virtual string ToOnnx(OnnxGraph graph, IReadOnlyList<string> inputs, IReadOnlyList<int[]> shapes, LayerWeights weights) =>
+        throw new NotSupportedException($"ONNX export does not support the layer {Describe()} yet.");
 }
 
 /// <summary>Checked size arithmetic for shapes: a product that does not fit is a clear error, never a wrapped-around size.</summary>
@@ -128,41 +166,85 @@ public sealed record Dense(int Units, ActivationKind Activation = ActivationKind
     internal override long StateSize(int[] input) => Shapes.Values(input[^1], Units) + (UseBias ? Units : 0);
 
     public override string Describe() => $"Dense({(Units == TaskOutputs ? "outputs" : Units)}{Activations.Suffix(Activation)})";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w)
+    {
+        if (shapes[0].Length == 2)
+        {
+            // Per step over a sequence [N, steps, features]: x W^T + b on the last axis.
+            var y = g.Node("MatMul", [x[0], OnnxExporter.Constant(g, "WT", w["weight"].t())]);
+            if (UseBias) y = g.Node("Add", [y, OnnxExporter.Constant(g, "B", w["bias"])]);
+            return OnnxExporter.Activate(g, y, Activation, 0);
+        }
+        var inputs = new List<string> { x[0], OnnxExporter.Constant(g, "W", w["weight"]) };
+        if (UseBias) inputs.Add(OnnxExporter.Constant(g, "B", w["bias"]));
+        return OnnxExporter.Activate(g, g.Node("Gemm", inputs.ToArray(), ("transB", 1L)), Activation, 0);
+    }
 }
 
-/// <summary>A 2-D convolution over [channels, height, width].</summary>
+/// <summary>
+/// A 2-D convolution over [channels, height, width]: a square kernel, "valid" or "same" padding (or an explicit
+/// <paramref name="Pad"/> of that many pixels on every side), dilation, and groups (grouped convolutions; depthwise when
+/// <paramref name="Groups"/> equals the input channels and the filters).
+/// </summary>
 public sealed record Conv2D(int Filters, int KernelSize, int Stride = 1, PaddingMode Padding = PaddingMode.Valid,
-    ActivationKind Activation = ActivationKind.None, bool UseBias = true) : Layer
+    ActivationKind Activation = ActivationKind.None, bool UseBias = true, int Groups = 1, int Dilation = 1, int? Pad = null) : Layer
 {
+    /// <summary>The span of the dilated kernel.</summary>
+    private int Span => Dilation * (KernelSize - 1) + 1;
+
     public override int[] OutputShape(int[] input)
     {
         if (input.Length != 3) throw ShapeError(input, "an image shape [channels, height, width]");
-        if (Filters <= 0 || KernelSize <= 0 || Stride <= 0) throw new InvalidOperationException($"{Describe()}: filters, kernel size and stride must be positive.");
-        var (h, w) = (Windows.OutSize(input[1], KernelSize, Stride, Padding), Windows.OutSize(input[2], KernelSize, Stride, Padding));
-        if (h <= 0 || w <= 0) throw ShapeError(input, $"an image of at least {KernelSize}x{KernelSize} pixels");
+        if (Filters <= 0 || KernelSize <= 0 || Stride <= 0 || Dilation <= 0 || Groups <= 0)
+            throw new InvalidOperationException($"{Describe()}: filters, kernel size, stride, dilation and groups must be positive.");
+        if (KernelSize > 4096 || Dilation > 4096 || Stride > 4096) throw new InvalidOperationException($"{Describe()}: kernel size, stride and dilation must be at most 4,096.");
+        if (input[0] % Groups != 0 || Filters % Groups != 0)
+            throw new InvalidOperationException($"{Describe()}: {Groups} groups must divide the {input[0]} input channels and the {Filters} filters.");
+        if (Pad is { } pad && (pad < 0 || pad > 4096 || Padding == PaddingMode.Same))
+            throw new InvalidOperationException($"{Describe()}: an explicit pad must be 0 to 4,096 pixels, with Padding left at Valid.");
+        var (h, w) = (OutSize(input[1]), OutSize(input[2]));
+        if (h <= 0 || w <= 0) throw ShapeError(input, $"an image of at least {Span}x{Span} pixels");
         return [Filters, h, w];
     }
+
+    private int OutSize(int size) => Pad is { } pad ? Windows.OutSize(size + 2 * pad, Span, Stride, PaddingMode.Valid) : Windows.OutSize(size, Span, Stride, Padding);
 
     public override nn.Module<Tensor, Tensor> Build(int[] input)
     {
         OutputShape(input);
+        (long, long) kernel = (KernelSize, KernelSize), stride = (Stride, Stride), dilation = (Dilation, Dilation);
+        if (Pad is { } pad)
+            return Activations.Wrap(nn.Conv2d(input[0], Filters, kernel, stride: stride, padding: (pad, pad), dilation: dilation, groups: Groups, bias: UseBias), Activation);
         if (Padding == PaddingMode.Same)
         {
-            var (top, bottom) = Windows.SamePadding(input[1], KernelSize, Stride);
-            var (left, right) = Windows.SamePadding(input[2], KernelSize, Stride);
+            var (top, bottom) = Windows.SamePadding(input[1], Span, Stride);
+            var (left, right) = Windows.SamePadding(input[2], Span, Stride);
             // Symmetric "same" padding is the convolution's own (no padded copy of the input); the module keeps the
             // "layer" name that the explicitly padded form has, so saved weights load either way.
             if (top + bottom + left + right > 0 && top == bottom && left == right)
-                return Activations.Wrap(nn.Sequential(("layer", nn.Conv2d(input[0], Filters, (KernelSize, KernelSize), stride: (Stride, Stride),
-                    padding: (top, left), bias: UseBias))), Activation);
+                return Activations.Wrap(nn.Sequential(("layer", nn.Conv2d(input[0], Filters, kernel, stride: stride,
+                    padding: (top, left), dilation: dilation, groups: Groups, bias: UseBias))), Activation);
         }
-        var conv = nn.Conv2d(input[0], Filters, KernelSize, stride: Stride, bias: UseBias);
-        return Activations.Wrap(Windows.WithSamePadding(conv, input, KernelSize, Stride, Padding, padValue: 0), Activation);
+        var conv = nn.Conv2d(input[0], Filters, kernel, stride: stride, dilation: dilation, groups: Groups, bias: UseBias);
+        return Activations.Wrap(Windows.WithSamePadding(conv, input, Span, Stride, Padding, padValue: 0), Activation);
     }
 
-    internal override long StateSize(int[] input) => Shapes.Values(input[0], Filters, KernelSize, KernelSize) + (UseBias ? Filters : 0);
+    internal override long StateSize(int[] input) => Shapes.Values(input[0] / Groups, Filters, KernelSize, KernelSize) + (UseBias ? Filters : 0);
 
-    public override string Describe() => $"Conv2D({Filters}, {KernelSize}x{KernelSize}, stride {Stride}, {Padding.ToString().ToLowerInvariant()}{Activations.Suffix(Activation)})";
+    public override string Describe() =>
+        $"Conv2D({Filters}, {KernelSize}x{KernelSize}, stride {Stride}, {(Pad is { } p ? $"pad {p}" : Padding.ToString().ToLowerInvariant())}" +
+        $"{(Groups != 1 ? $", groups {Groups}" : "")}{(Dilation != 1 ? $", dilation {Dilation}" : "")}{Activations.Suffix(Activation)})";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w)
+    {
+        var inputs = new List<string> { x[0], OnnxExporter.Constant(g, "W", w["weight"]) };
+        if (UseBias) inputs.Add(OnnxExporter.Constant(g, "B", w["bias"]));
+        var pads = Pad is { } p ? new long[] { p, p, p, p } : OnnxExporter.Pads(shapes[0], Span, Stride, Padding);
+        var y = g.Node("Conv", inputs.ToArray(), ("kernel_shape", new long[] { KernelSize, KernelSize }), ("strides", new long[] { Stride, Stride }),
+            ("pads", pads), ("dilations", new long[] { Dilation, Dilation }), ("group", (long)Groups));
+        return OnnxExporter.Activate(g, y, Activation, 0);
+    }
 }
 
 /// <summary>
@@ -206,6 +288,20 @@ public sealed record ConvTranspose2D(int Filters, int KernelSize, int Stride = 1
     }
 
     public override string Describe() => $"ConvTranspose2D({Filters}, {KernelSize}x{KernelSize}, stride {Stride}, {Padding.ToString().ToLowerInvariant()}{Activations.Suffix(Activation)})";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w)
+    {
+        // As built: a ConvTranspose2d with output padding (stride > kernel) and a crop (kernel > stride) for "same";
+        // ONNX's pads crop the same pixels from the full transposed output.
+        int extra = Padding == PaddingMode.Same ? Math.Max(Stride - KernelSize, 0) : 0;
+        int crop = Padding == PaddingMode.Same ? Math.Max(KernelSize - Stride, 0) : 0;
+        var inputs = new List<string> { x[0], OnnxExporter.Constant(g, "W", w["weight"]) };
+        if (UseBias) inputs.Add(OnnxExporter.Constant(g, "B", w["bias"]));
+        var y = g.Node("ConvTranspose", inputs.ToArray(), ("kernel_shape", new long[] { KernelSize, KernelSize }),
+            ("strides", new long[] { Stride, Stride }), ("output_padding", new long[] { extra, extra }),
+            ("pads", new long[] { crop / 2, crop / 2, crop - crop / 2, crop - crop / 2 }));
+        return OnnxExporter.Activate(g, y, Activation, 0);
+    }
 }
 
 /// <summary>
@@ -231,6 +327,9 @@ public sealed record Embedding(int Vocabulary, int Dimension) : Layer
     internal override long StateSize(int[] input) => Shapes.Values(Vocabulary, Dimension);
 
     public override string Describe() => $"Embedding({Vocabulary}, {Dimension})";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) =>
+        g.Node("Gather", [OnnxExporter.Constant(g, "table", w["weight"]), g.Node("Cast", [g.Node("Round", [x[0]])], ("to", 7L))], ("axis", 0L));
 }
 
 internal sealed class EmbeddingModule : nn.Module<Tensor, Tensor>
@@ -271,32 +370,51 @@ public sealed record Upsample2D(int Size = 2) : Layer
     }
 
     public override string Describe() => $"Upsample2D({Size}x)";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) =>
+        g.Node("Resize", [x[0], "", g.Initializer("scales", [1f, 1f, Size, Size], [4])],
+            ("mode", "nearest"), ("coordinate_transformation_mode", "asymmetric"), ("nearest_mode", "floor"));
 }
 
-/// <summary>Max pooling over [channels, height, width]; the stride defaults to the pool size.</summary>
-public sealed record MaxPool2D(int PoolSize = 2, int? Stride = null, PaddingMode Padding = PaddingMode.Valid) : Layer
+/// <summary>
+/// Max pooling over [channels, height, width]; the stride defaults to the pool size. <paramref name="Pad"/> pads every
+/// side (never winning the max) and <paramref name="CeilMode"/> keeps a last partial window, as PyTorch and ONNX do.
+/// </summary>
+public sealed record MaxPool2D(int PoolSize = 2, int? Stride = null, PaddingMode Padding = PaddingMode.Valid, int Pad = 0, bool CeilMode = false) : Layer
 {
-    public override int[] OutputShape(int[] input) => Windows.PoolShape(this, input, PoolSize, Stride ?? PoolSize, Padding);
+    public override int[] OutputShape(int[] input) => Windows.PoolShape(this, input, PoolSize, Stride ?? PoolSize, Padding, Pad, CeilMode);
     public override nn.Module<Tensor, Tensor> Build(int[] input)
     {
         OutputShape(input);
         int stride = Stride ?? PoolSize;
-        return Windows.WithSamePadding(nn.MaxPool2d(PoolSize, stride), input, PoolSize, stride, Padding, padValue: double.NegativeInfinity);
+        return Windows.WithSamePadding(nn.MaxPool2d(PoolSize, stride, Pad, ceil_mode: CeilMode), input, PoolSize, stride, Padding, padValue: double.NegativeInfinity);
     }
-    public override string Describe() => $"MaxPool2D({PoolSize}x{PoolSize}, stride {Stride ?? PoolSize})";
+    public override string Describe() => $"MaxPool2D({PoolSize}x{PoolSize}, stride {Stride ?? PoolSize}{Windows.Suffix(Padding, Pad, CeilMode)})";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) =>
+        g.Node("MaxPool", [x[0]], Windows.PoolAttributes(shapes[0], PoolSize, Stride ?? PoolSize, Padding, Pad, CeilMode));
 }
 
-/// <summary>Average pooling over [channels, height, width]; the stride defaults to the pool size.</summary>
-public sealed record AvgPool2D(int PoolSize = 2, int? Stride = null, PaddingMode Padding = PaddingMode.Valid) : Layer
+/// <summary>
+/// Average pooling over [channels, height, width]; the stride defaults to the pool size. <paramref name="Pad"/> pads
+/// every side with zeros, counted in each mean when <paramref name="CountIncludePad"/> (PyTorch's default) and left out
+/// otherwise; <paramref name="CeilMode"/> keeps a last partial window.
+/// </summary>
+public sealed record AvgPool2D(int PoolSize = 2, int? Stride = null, PaddingMode Padding = PaddingMode.Valid, int Pad = 0, bool CeilMode = false,
+    bool CountIncludePad = true) : Layer
 {
-    public override int[] OutputShape(int[] input) => Windows.PoolShape(this, input, PoolSize, Stride ?? PoolSize, Padding);
+    public override int[] OutputShape(int[] input) => Windows.PoolShape(this, input, PoolSize, Stride ?? PoolSize, Padding, Pad, CeilMode);
     public override nn.Module<Tensor, Tensor> Build(int[] input)
     {
         OutputShape(input);
         int stride = Stride ?? PoolSize;
-        return Windows.WithSamePadding(nn.AvgPool2d(PoolSize, stride), input, PoolSize, stride, Padding, padValue: 0);
+        return Windows.WithSamePadding(nn.AvgPool2d(PoolSize, stride, Pad, ceil_mode: CeilMode, count_include_pad: CountIncludePad), input, PoolSize, stride, Padding, padValue: 0);
     }
-    public override string Describe() => $"AvgPool2D({PoolSize}x{PoolSize}, stride {Stride ?? PoolSize})";
+    public override string Describe() =>
+        $"AvgPool2D({PoolSize}x{PoolSize}, stride {Stride ?? PoolSize}{Windows.Suffix(Padding, Pad, CeilMode)}{(CountIncludePad || Pad == 0 ? "" : ", pads not counted")})";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) =>
+        g.Node("AveragePool", [x[0]], [.. Windows.PoolAttributes(shapes[0], PoolSize, Stride ?? PoolSize, Padding, Pad, CeilMode), ("count_include_pad", CountIncludePad ? 1L : 0L)]);
 }
 
 /// <summary>
@@ -312,6 +430,8 @@ public sealed record Dropout(double Rate) : Layer
     }
     public override nn.Module<Tensor, Tensor> Build(int[] input) { OutputShape(input); return new DropoutModule(Rate); }
     public override string Describe() => $"Dropout({Rate})";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) => x[0];
 }
 
 /// <summary>Batch normalisation over the features of a flat input or the channels of an image.</summary>
@@ -330,6 +450,10 @@ public sealed record BatchNorm(double Momentum = 0.1, double Epsilon = 1e-5) : L
 
     /// <summary>Scale, shift, running mean and running variance per channel, and the count of batches seen.</summary>
     internal override long StateSize(int[] input) => Shapes.Values(4, input[0]) + 1;
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) =>
+        g.Node("BatchNormalization", [x[0], OnnxExporter.Constant(g, "scale", w["weight"]), OnnxExporter.Constant(g, "bias", w["bias"]),
+            OnnxExporter.Constant(g, "mean", w["running_mean"]), OnnxExporter.Constant(g, "var", w["running_var"])], ("epsilon", Epsilon));
 }
 
 /// <summary>Flattens a sample to one dimension.</summary>
@@ -337,6 +461,8 @@ public sealed record Flatten : Layer
 {
     public override int[] OutputShape(int[] input) => [Product(input)];
     public override nn.Module<Tensor, Tensor> Build(int[] input) => nn.Flatten();
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) => g.Node("Flatten", [x[0]], ("axis", 1L));
 }
 
 /// <summary>Reshapes a sample to <paramref name="Shape"/> (same number of elements).</summary>
@@ -350,6 +476,8 @@ public sealed record Reshape(int[] Shape) : Layer
     }
     public override nn.Module<Tensor, Tensor> Build(int[] input) { OutputShape(input); return new ReshapeModule(Shape); }
     public override string Describe() => $"Reshape([{string.Join(", ", Shape)}])";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) => g.Node("Reshape", [x[0], g.Int64Initializer("shape", [-1, .. Shape.Select(d => (long)d)])]);
     public bool Equals(Reshape? other) => other is not null && Shape.SequenceEqual(other.Shape);
     public override int GetHashCode() => Shape.Aggregate(17, (h, d) => h * 31 + d);
 }
@@ -360,6 +488,8 @@ public sealed record Activation(ActivationKind Kind, double Alpha = 0) : Layer
     public override int[] OutputShape(int[] input) => input;
     public override nn.Module<Tensor, Tensor> Build(int[] input) => Activations.Create(Kind, Alpha);
     public override string Describe() => Kind.ToString();
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) => OnnxExporter.Activate(g, x[0], Kind, Alpha);
 }
 
 internal static class Activations
@@ -375,6 +505,10 @@ internal static class Activations
         ActivationKind.Softplus => nn.Softplus(),
         ActivationKind.GELU => nn.GELU(),
         ActivationKind.Softmax => nn.Softmax(-1),
+        ActivationKind.ReLU6 => nn.ReLU6(),
+        ActivationKind.HardSigmoid => nn.Hardsigmoid(),
+        ActivationKind.HardSwish => nn.Hardswish(),
+        ActivationKind.SiLU => nn.SiLU(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown activation."),
     };
 
@@ -406,14 +540,37 @@ internal static class Windows
         return nn.Sequential(("pad", new PadModule([left, right, top, bottom], padValue)), ("layer", module));
     }
 
-    public static int[] PoolShape(Layer layer, int[] input, int pool, int stride, PaddingMode padding)
+    public static int[] PoolShape(Layer layer, int[] input, int pool, int stride, PaddingMode padding, int pad = 0, bool ceilMode = false)
     {
         if (input.Length != 3) throw new InvalidOperationException($"{layer.Describe()} expects an image shape [channels, height, width], but its input has shape [{string.Join(", ", input)}].");
-        if (pool <= 0 || stride <= 0) throw new InvalidOperationException($"{layer.Describe()}: pool size and stride must be positive.");
-        int h = OutSize(input[1], pool, stride, padding), w = OutSize(input[2], pool, stride, padding);
+        if (pool <= 0 || stride <= 0 || pool > 4096 || stride > 4096) throw new InvalidOperationException($"{layer.Describe()}: pool size and stride must be 1 to 4,096.");
+        if (pad < 0 || pad > pool / 2) throw new InvalidOperationException($"{layer.Describe()}: the pad must be 0 to half the pool size ({pool / 2}).");
+        if ((pad > 0 || ceilMode) && padding == PaddingMode.Same) throw new InvalidOperationException($"{layer.Describe()}: an explicit pad or ceil mode needs Padding left at Valid.");
+        int h = PoolOut(input[1], pool, stride, padding, pad, ceilMode), w = PoolOut(input[2], pool, stride, padding, pad, ceilMode);
         if (h <= 0 || w <= 0) throw new InvalidOperationException($"{layer.Describe()} needs an input of at least {pool}x{pool} pixels, got [{string.Join(", ", input)}].");
         return [input[0], h, w];
     }
+
+    /// <summary>PyTorch's pooled size: floor (or ceil) of (size + 2 pad - pool) / stride + 1, where a last window must start inside the padded-left image.</summary>
+    private static int PoolOut(int size, int pool, int stride, PaddingMode padding, int pad, bool ceilMode)
+    {
+        if (padding == PaddingMode.Same) return OutSize(size, pool, stride, padding);
+        long span = (long)size + 2 * pad - pool;
+        if (span < 0) return 0;
+        long outSize = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1;
+        if (ceilMode && (outSize - 1) * stride >= size + pad) outSize--;
+        return (int)outSize;
+    }
+
+    public static string Suffix(PaddingMode padding, int pad, bool ceilMode) =>
+        (padding == PaddingMode.Same ? ", same" : "") + (pad > 0 ? $", pad {pad}" : "") + (ceilMode ? ", ceil" : "");
+
+    /// <summary>ONNX attributes of a pooling node as built.</summary>
+    public static (string, object)[] PoolAttributes(int[] input, int pool, int stride, PaddingMode padding, int pad, bool ceilMode) =>
+    [
+        ("kernel_shape", new long[] { pool, pool }), ("strides", new long[] { stride, stride }),
+        ("pads", pad > 0 ? new long[] { pad, pad, pad, pad } : Persistence.Onnx.OnnxExporter.Pads(input, pool, stride, padding)), ("ceil_mode", ceilMode ? 1L : 0L),
+    ];
 }
 
 /// <summary>Dropout while training (masks from <see cref="Training.TrainingRandom"/>), the identity in eval mode.</summary>

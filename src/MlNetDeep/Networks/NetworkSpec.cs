@@ -7,12 +7,18 @@ using static TorchSharp.torch;
 namespace MlNetDeep.Networks;
 
 /// <summary>
-/// A network described as a list of layers (Keras' Sequential, as data): serialisable to JSON, with shape inference,
-/// and built into a TorchSharp module for a given input shape.
+/// A network described as data (Keras' Sequential and functional models): a list of layers in topological order, each
+/// reading the previous layer (a chain) or the layers named by <see cref="Inputs"/> (a graph with branches, sums and
+/// concatenations). Serialisable to JSON, with shape inference, and built into a TorchSharp module for an input shape.
+/// Write a graph with <see cref="GraphNode"/> (<c>x.Then(layer)</c>, <c>new Concat().On(a, b)</c>) and
+/// <see cref="FromGraph"/>.
 /// </summary>
 public sealed record NetworkSpec
 {
-    public NetworkSpec(IEnumerable<Layer> layers) { Layers = layers.ToArray(); }
+    /// <summary>The most inputs one layer may read.</summary>
+    public const int MaxLayerInputs = 1024;
+
+    public NetworkSpec(IEnumerable<Layer> layers) : this((IReadOnlyList<Layer>)(layers ?? throw new ArgumentNullException(nameof(layers))).ToArray()) { }
 
     [JsonConstructor]
     public NetworkSpec(IReadOnlyList<Layer> layers)
@@ -25,7 +31,22 @@ public sealed record NetworkSpec
     /// <summary>A name for summaries and saved models.</summary>
     public string Name { get; init; } = "network";
 
+    /// <summary>The layers in the order they run; the last one is the network's output.</summary>
     public IReadOnlyList<Layer> Layers { get; init; }
+
+    /// <summary>
+    /// For each layer, the positions of the layers it reads (-1: the network's input); null for a chain, where each
+    /// layer reads the one before it. A layer may only read layers before it, so the list order is the run order.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int[]>? Inputs { get; init; }
+
+    /// <summary>True when every layer reads the one before it (a Sequential network).</summary>
+    [JsonIgnore]
+    public bool IsChain => Inputs is null || Inputs.Select((inputs, i) => inputs is { Length: 1 } && inputs[0] == i - 1).All(b => b);
+
+    /// <summary>The positions of the layers that layer <paramref name="index"/> reads (-1: the network's input).</summary>
+    public int[] InputsOf(int index) => Inputs is null ? [index - 1] : Inputs[index];
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
@@ -35,11 +56,34 @@ public sealed record NetworkSpec
     {
         try
         {
-            return JsonSerializer.Deserialize<NetworkSpec>(json, Json) ?? throw new InvalidDataException("The network JSON is empty.");
+            var spec = JsonSerializer.Deserialize<NetworkSpec>(json, Json) ?? throw new InvalidDataException("The network JSON is empty.");
+            spec.CheckWiring();
+            return spec;
         }
         catch (Exception ex) when (ex is JsonException or NotSupportedException or ArgumentException or InvalidOperationException)
         {
             throw new InvalidDataException("The network JSON is not a valid MlNetDeep network spec: " + ex.Message, ex);
+        }
+    }
+
+    /// <summary>The network whose output is <paramref name="output"/>, written with <see cref="GraphNode"/>s.</summary>
+    public static NetworkSpec FromGraph(GraphNode output, string name = "network") => GraphNode.ToSpec(output, name);
+
+    /// <summary>Checks <see cref="Inputs"/>: one entry per layer, each reading earlier layers, as many as the layer takes.</summary>
+    internal void CheckWiring()
+    {
+        if (Layers is null) throw new InvalidOperationException($"Network '{Name}' has no layer list.");
+        if (Inputs is null) return;
+        if (Inputs.Count != Layers.Count) throw new InvalidOperationException($"Network '{Name}' has {Layers.Count} layers but inputs for {Inputs.Count}.");
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            var inputs = Inputs[i] ?? throw new InvalidOperationException($"Network '{Name}', layer {i}: its inputs are missing.");
+            var (min, max) = Layers[i].InputCount;
+            if (inputs.Length < min || inputs.Length > Math.Min(max, MaxLayerInputs))
+                throw new InvalidOperationException($"Network '{Name}', layer {i} ({Layers[i].Describe()}) reads {inputs.Length} inputs; it takes {(min == max ? $"{min}" : $"{min} to {Math.Min(max, MaxLayerInputs)}")}.");
+            foreach (var source in inputs)
+                if (source < -1 || source >= i)
+                    throw new InvalidOperationException($"Network '{Name}', layer {i} ({Layers[i].Describe()}) reads layer {source}; a layer reads the input (-1) or a layer before it.");
         }
     }
 
@@ -51,20 +95,22 @@ public sealed record NetworkSpec
         if (input.Length == 0 || input.Any(d => d <= 0))
             throw new InvalidOperationException($"Network '{Name}': the input shape [{string.Join(", ", input)}] needs positive sizes.");
         Shapes.Product(input);
-        var shapes = new List<int[]>(Layers.Count);
-        var shape = input;
+        CheckWiring();
+        var shapes = new int[Layers.Count][];
         for (int i = 0; i < Layers.Count; i++)
         {
+            var sources = InputShapes(i, input, shapes);
             try
             {
-                shape = Layers[i].OutputShape(shape);
-                Shapes.Product(shape);
+                shapes[i] = Layers[i].OutputShape(sources);
+                Shapes.Product(shapes[i]);
             }
             catch (InvalidOperationException ex) { throw new InvalidOperationException($"Network '{Name}', layer {i} ({Layers[i].Describe()}): {ex.Message}", ex); }
-            shapes.Add(shape);
         }
         return shapes;
     }
+
+    private int[][] InputShapes(int index, int[] input, int[][] shapes) => InputsOf(index).Select(s => s < 0 ? input : shapes[s]).ToArray();
 
     public int[] OutputShape(int[] input) => InferShapes(input)[^1];
 
@@ -72,32 +118,51 @@ public sealed record NetworkSpec
     public NetworkSpec WithTaskOutputs(int outputs) =>
         this with { Layers = Layers.Select(l => l is Dense { Units: Dense.TaskOutputs } d ? d with { Units = outputs } : l).ToArray() };
 
+    /// <summary>The first <paramref name="count"/> layers, the last of them the output (positions and weight names unchanged).</summary>
+    public NetworkSpec Prefix(int count)
+    {
+        if (count < 1 || count > Layers.Count) throw new ArgumentOutOfRangeException(nameof(count), count, $"Network '{Name}' has {Layers.Count} layers.");
+        return this with { Layers = Layers.Take(count).ToArray(), Inputs = Inputs?.Take(count).ToArray() };
+    }
+
+    /// <summary>This network followed by <paramref name="next"/>, whose input becomes this network's output.</summary>
+    public NetworkSpec Then(NetworkSpec next, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        if (IsChain && next.IsChain) return new NetworkSpec([.. Layers, .. next.Layers]) { Name = name ?? Name };
+        int offset = Layers.Count;
+        var inputs = Enumerable.Range(0, Layers.Count).Select(InputsOf)
+            .Concat(Enumerable.Range(0, next.Layers.Count).Select(i => next.InputsOf(i).Select(s => s < 0 ? offset - 1 : s + offset).ToArray()));
+        return new NetworkSpec([.. Layers, .. next.Layers]) { Name = name ?? Name, Inputs = inputs.ToArray() };
+    }
+
     /// <summary>True when the last layer (ignoring dropout) is a softmax, i.e. the network already outputs probabilities.</summary>
     [JsonIgnore]
     public bool EndsWithSoftmax
     {
         get
         {
-            var last = Layers.LastOrDefault(l => l is not Dropout);
+            int i = Layers.Count - 1;
+            while (i > 0 && Layers[i] is Dropout && InputsOf(i) is [var source] && source >= 0) i = source;
+            var last = i >= 0 ? Layers[i] : null;
             return last is Activation { Kind: ActivationKind.Softmax } or Dense { Activation: ActivationKind.Softmax };
         }
     }
 
-    /// <summary>Builds the TorchSharp module (on the CPU; move it with <c>.to(device)</c>).</summary>
+    /// <summary>Builds the TorchSharp module (on the CPU; move it with <c>.to(device)</c>): a Sequential for a chain, a graph module otherwise; the module of layer i is child "i" either way.</summary>
     public nn.Module<Tensor, Tensor> Build(int[] input)
     {
-        InferShapes(input);
+        var shapes = InferShapes(input);
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
-        var shape = input;
         try
         {
             for (int i = 0; i < Layers.Count; i++)
             {
-                StateBudget.Charge(Layers[i].StateSize(shape), $"Network '{Name}', layer {i} ({Layers[i].Describe()})");
-                modules.Add(($"{i}", Layers[i].Build(shape)));
-                shape = Layers[i].OutputShape(shape);
+                var sources = InputShapes(i, input, (int[][])shapes);
+                StateBudget.Charge(Layers[i].StateSize(sources), $"Network '{Name}', layer {i} ({Layers[i].Describe()})");
+                modules.Add(($"{i}", Layers[i].Build(sources)));
             }
-            return nn.Sequential(modules);
+            return IsChain ? nn.Sequential(modules) : new GraphModule(modules, this);
         }
         catch
         {
@@ -113,27 +178,29 @@ public sealed record NetworkSpec
         return module.parameters().Sum(p => p.numel());
     }
 
-    /// <summary>A Keras-style table: layer, output shape, parameters.</summary>
+    /// <summary>A Keras-style table: layer, output shape, parameters (and, for a graph, the layers each one reads).</summary>
     public string Summary(int[] input)
     {
         var shapes = InferShapes(input);
         var sb = new StringBuilder();
         sb.AppendLine($"{Name}: input [{string.Join(", ", input)}]");
         long total = 0;
-        var shape = input;
+        bool chain = IsChain;
+        using var module = Build(input);
+        var children = module.children().ToList();
         for (int i = 0; i < Layers.Count; i++)
         {
-            long count;
-            using (var m = Layers[i].Build(shape)) count = m.parameters().Sum(p => p.numel());
+            long count = children[i].parameters().Sum(p => p.numel());
             total += count;
-            sb.AppendLine($"  {Layers[i].Describe(),-48} [{string.Join(", ", shapes[i])}]".PadRight(72) + $"{count,10:N0}");
-            shape = shapes[i];
+            var reads = chain ? "" : "  <- " + string.Join(", ", InputsOf(i).Select(s => s < 0 ? "input" : $"{s}"));
+            sb.AppendLine($"  {(chain ? "" : $"{i,4} ")}{Layers[i].Describe(),-48} [{string.Join(", ", shapes[i])}]".PadRight(chain ? 72 : 77) + $"{count,10:N0}{reads}");
         }
         sb.AppendLine($"  total parameters: {total:N0}");
         return sb.ToString();
     }
 
-    public bool Equals(NetworkSpec? other) => other is not null && Name == other.Name && Layers.SequenceEqual(other.Layers);
+    public bool Equals(NetworkSpec? other) => other is not null && Name == other.Name && Layers.SequenceEqual(other.Layers) &&
+        Enumerable.Range(0, Layers.Count).All(i => InputsOf(i).SequenceEqual(other.InputsOf(i)));
     public override int GetHashCode() => Layers.Aggregate(Name.GetHashCode(), (h, l) => h * 31 + l.GetHashCode());
 }
 

@@ -1,3 +1,4 @@
+using MlNetDeep.Persistence.Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -35,6 +36,8 @@ public abstract record RecurrentLayer(int Units, bool ReturnSequences) : Layer
         Shapes.Values(Gates, Units, (long)input[1] + Units) + Shapes.Values(2, Gates, Units);
 
     public override string Describe() => $"{GetType().Name}({Units}{(ReturnSequences ? ", sequences" : "")})";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) => OnnxExporter.Recurrent(g, this, x[0], w);
 }
 
 /// <summary>A long short-term memory layer (Hochreiter and Schmidhuber): input, forget and output gates and a cell state.</summary>

@@ -1,3 +1,4 @@
+using MlNetDeep.Persistence.Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -30,6 +31,10 @@ public sealed record Pad2D(int Top, int Bottom, int Left, int Right, PadFill Fil
     }
 
     public override string Describe() => $"Pad2D(top {Top}, bottom {Bottom}, left {Left}, right {Right}{(Fill == PadFill.Minimum ? ", -inf" : "")})";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) =>
+        g.Node("Pad", [x[0], g.Int64Initializer("pads", [0, 0, Top, Left, 0, 0, Bottom, Right]),
+            g.Initializer("fill", [Fill == PadFill.Zero ? 0f : float.NegativeInfinity], [])], ("mode", "constant"));
 }
 
 /// <summary>The mean of each channel over the image: [channels, height, width] to [channels, 1, 1] (ONNX's GlobalAveragePool).</summary>
@@ -46,6 +51,8 @@ public sealed record GlobalAvgPool2D : Layer
         OutputShape(input);
         return new GlobalAveragePoolModule();
     }
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w) => g.Node("GlobalAveragePool", [x[0]]);
 }
 
 /// <summary>
@@ -104,6 +111,22 @@ public sealed record Residual(Layer[] Body, Layer[]? Shortcut = null) : Layer
 
     public override string Describe() =>
         $"Residual({string.Join(" - ", Body.Select(l => l.Describe()))}{(Shortcut is null ? "" : $" + shortcut {string.Join(" - ", Shortcut.Select(l => l.Describe()))}")})";
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w)
+    {
+        string Chain(Layer[] layers, string part)
+        {
+            string current = x[0];
+            var shape = shapes[0];
+            for (int i = 0; i < layers.Length; i++)
+            {
+                current = layers[i].ToOnnx(g, [current], [shape], w.Under($"{part}.{i}"));
+                shape = layers[i].OutputShape(shape);
+            }
+            return current;
+        }
+        return g.Node("Add", [Chain(Body, "body"), Shortcut is null ? x[0] : Chain(Shortcut, "shortcut")]);
+    }
 
     public bool Equals(Residual? other) => other is not null && Body.SequenceEqual(other.Body) &&
         (Shortcut is null ? other.Shortcut is null : other.Shortcut is not null && Shortcut.SequenceEqual(other.Shortcut));

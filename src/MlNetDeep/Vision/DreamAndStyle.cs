@@ -153,7 +153,7 @@ public static class StyleTransfer
         // imported networks, where Relu is its own node), the convolution itself when the activation is fused.
         var layers = network.Network.Layers;
         var convolutions = Enumerable.Range(0, layers.Count).Where(i => layers[i] is Networks.Conv2D)
-            .Select(i => i + 1 < layers.Count && layers[i + 1] is Networks.Activation ? i + 1 : i).ToList();
+            .Select(i => i + 1 < layers.Count && layers[i + 1] is Networks.Activation && network.Network.InputsOf(i + 1) is [var source] && source == i ? i + 1 : i).ToList();
         if (convolutions.Count == 0) throw new ArgumentException("The feature network has no convolutions.", nameof(network));
         var styleLayers = options.StyleLayers?.Select(network.LayerIndex).ToList() ?? convolutions;
         if (styleLayers.Count == 0) throw new ArgumentException("Give at least one style layer.", nameof(options));

@@ -23,7 +23,7 @@ public sealed class FeatureNetwork : IDisposable
         _module = module;
         _module.eval();
         foreach (var parameter in _module.parameters()) parameter.requires_grad_(false);
-        _layers = NetworkInspection.Layers(module);
+        _layers = NetworkRunner.Layers(module);
         Network = spec;
         InputChannels = inputChannels;
         Device = device;
@@ -49,7 +49,7 @@ public sealed class FeatureNetwork : IDisposable
         var shapes = model.Network.InferShapes(model.InputShape);
         int last = Enumerable.Range(0, model.Network.Layers.Count).LastOrDefault(i => shapes[i].Length == 3, -1);
         if (last < 0 || model.InputShape.Length != 3) throw new ArgumentException($"The network '{model.Network.Name}' has no convolutional layers on an image input (channels, height, width).", nameof(model));
-        var spec = new NetworkSpec(model.Network.Layers.Take(last + 1)) { Name = model.Network.Name + "-features" };
+        var spec = model.Network.Prefix(last + 1) with { Name = model.Network.Name + "-features" };
         var copy = spec.Build(model.InputShape);
         model.WithModule(source =>
         {
@@ -110,7 +110,7 @@ public sealed class FeatureNetwork : IDisposable
         var shapes = imported.Network.InferShapes(imported.InputShape);
         int last = Enumerable.Range(0, imported.Network.Layers.Count).LastOrDefault(i => shapes[i].Length == 3 && imported.Network.Layers[i] is not GlobalAvgPool2D, -1);
         if (last < 0) throw new ArgumentException($"'{path}' has no convolutional layers.", nameof(path));
-        var spec = new NetworkSpec(imported.Network.Layers.Take(last + 1)) { Name = imported.Network.Name };
+        var spec = imported.Network.Prefix(last + 1);
         var module = spec.Build(imported.InputShape);
         using (no_grad())
         {
@@ -150,18 +150,12 @@ public sealed class FeatureNetwork : IDisposable
         if (images.dim() != 4 || images.shape[1] != InputChannels)
             throw new ArgumentException($"The images are [{string.Join(", ", images.shape)}]; this network reads [n, {InputChannels}, height, width].", nameof(images));
         int deepest = indices.Count == 0 ? -1 : indices.Max();
-        var outputs = new Tensor[indices.Count];
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var x = images;
-            for (int i = 0; i <= deepest; i++)
-            {
-                x = beforeActivation && i == deepest && WithoutActivation(_layers[i]) is { } inner ? inner.call(x) : _layers[i].call(x);
-                for (int k = 0; k < indices.Count; k++) if (indices[k] == i) outputs[k] = x;
-            }
+            return NetworkRunner.Run(_layers, Network.InputsOf, images, indices,
+                beforeActivation ? (i, module, x) => i == deepest && WithoutActivation(module) is { } inner ? inner.call(x) : null : null);
         }
-        return outputs;
     }
 
     /// <summary>The part of a layer's module before its fused activation (the "layer" child of a layer-and-activation pair), or null.</summary>

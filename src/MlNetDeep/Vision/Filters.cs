@@ -40,7 +40,7 @@ public static class Filters
         if (network.Layers[index] is not Conv2D)
             throw new ArgumentException($"Layer {names[index]} is not a Conv2D layer; the Conv2D layers: {string.Join(", ", names.Where((_, i) => network.Layers[i] is Conv2D))}.", nameof(layer));
         using var scope = NewDisposeScope();
-        var weight = NetworkInspection.Layers(module)[index].parameters().First(p => p.dim() == 4).detach().to(float32).cpu().contiguous();
+        var weight = Networks.NetworkRunner.Layers(module)[index].parameters().First(p => p.dim() == 4).detach().to(float32).cpu().contiguous();
         long outputs = weight.shape[0], inputs = weight.shape[1], h = weight.shape[2], w = weight.shape[3];
         int channels = inputs == 3 ? 3 : 1;
         var planes = weight.narrow(1, 0, channels).contiguous().data<float>().ToArray();

@@ -66,7 +66,7 @@ public static class NetworkInspection
                 using var scope = NewDisposeScope();
                 using var noGrad = no_grad();
                 var x = ImageBatch(model, images, start, count);
-                var y = RunTo(module, x, index).reshape(count, -1).to(float32).cpu().contiguous();
+                var y = RunTo(model.Network, module, x, index).reshape(count, -1).to(float32).cpu().contiguous();
                 var values = y.data<float>().ToArray();
                 int width = (int)y.shape[1];
                 for (int i = 0; i < count; i++) results[start + i] = values.AsSpan(i * width, width).ToArray();
@@ -100,15 +100,6 @@ public static class NetworkInspection
         return tensor(buffer, [count, .. model.InputShape.Select(d => (long)d)]).to(model.Device);
     }
 
-    /// <summary>Runs the first <paramref name="index"/> + 1 layers of a network built from a spec (a Sequential of one module per layer).</summary>
-    internal static Tensor RunTo(nn.Module module, Tensor x, int index)
-    {
-        var layers = Layers(module);
-        for (int i = 0; i <= index; i++) x = layers[i].call(x);
-        return x;
-    }
-
-    internal static IReadOnlyList<nn.Module<Tensor, Tensor>> Layers(nn.Module module) =>
-        module.children().Select(m => m as nn.Module<Tensor, Tensor>
-            ?? throw new InvalidOperationException($"The network holds a {m.GetType().Name}, which the vision tools cannot run layer by layer.")).ToList();
+    /// <summary>The output of the layer at <paramref name="index"/> of a network built from <paramref name="spec"/> (chain or graph).</summary>
+    internal static Tensor RunTo(NetworkSpec spec, nn.Module module, Tensor x, int index) => Networks.NetworkRunner.Run(spec, module, x, [index])[0];
 }

@@ -41,7 +41,7 @@ public abstract class AutoencoderEstimatorBase<TOptions, TTransformer> : DeepEst
     {
         int[] inputShape = Options.InputShape ?? [task.Outputs];
         var (encoder, decoder, _) = Options.Resolve(inputShape);
-        return new NetworkSpec([.. encoder.Layers, .. Bottleneck(Options), .. decoder.Layers]) { Name = $"{Options.Encoder.Name}+{Options.Decoder.Name}" };
+        return encoder.Then(new NetworkSpec(Bottleneck(Options))).Then(decoder, $"{Options.Encoder.Name}+{Options.Decoder.Name}");
     }
 
     protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)

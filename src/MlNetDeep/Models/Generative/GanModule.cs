@@ -42,7 +42,9 @@ public sealed class GanModule : nn.Module
         if (!produced.SequenceEqual(imageShape))
             throw new ArgumentException($"The generator '{generatorSpec.Name}' produces [{string.Join(", ", produced)}] from noise of {generatorInput[0]}, but the images are [{string.Join(", ", imageShape)}].");
         int[] discriminatorInput = classes > 0 ? [imageShape[0] + 1, imageShape[1], imageShape[2]] : imageShape;
-        var featureSpec = new NetworkSpec(discriminatorSpec.Layers.Take(discriminatorSpec.Layers.Count - 1)) { Name = discriminatorSpec.Name + "-features" };
+        if (discriminatorSpec.InputsOf(discriminatorSpec.Layers.Count - 1) is not [var headSource] || headSource != discriminatorSpec.Layers.Count - 2)
+            throw new ArgumentException($"The discriminator '{discriminatorSpec.Name}' must end in an output layer that reads the layer before it.");
+        var featureSpec = discriminatorSpec.Prefix(discriminatorSpec.Layers.Count - 1) with { Name = discriminatorSpec.Name + "-features" };
         var featureShape = featureSpec.OutputShape(discriminatorInput);
         var head = discriminatorSpec.Layers[^1];
         if (minibatchStdDev)

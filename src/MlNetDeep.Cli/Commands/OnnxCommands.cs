@@ -1,0 +1,68 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MlNetDeep.Persistence.Onnx;
+
+namespace MlNetDeep.Cli.Commands;
+
+/// <summary>
+/// <c>mlnetdeep onnx import model.onnx [--output model.zip] [--labels a,b,c]</c>: reads an ONNX network, prints its
+/// summary (layers, the layers each reads, shapes, parameters) and, with --output, saves it as an MlNetDeep classifier
+/// (SaveDeep) that <c>score</c>, <c>serve</c> and LoadDeep read.
+/// </summary>
+internal static class OnnxCommands
+{
+    public static Command Create()
+    {
+        var onnx = new Command("onnx", "ONNX networks a user brings: import, summary, save as an MlNetDeep model.");
+        onnx.Subcommands.Add(Import());
+        return onnx;
+    }
+
+    private static Command Import()
+    {
+        var file = new Argument<string>("file") { Description = "The ONNX file (e.g. a torchvision model exported with torch.onnx.export)." };
+        var output = new Option<string?>("--output", "-o") { Description = "Save the network as an MlNetDeep classifier model (zip) here." };
+        var labels = new Option<string?>("--labels") { Description = "Class names, comma-separated, in the order of the network's outputs (or @file with one per line)." };
+        var column = new Option<string>("--feature-column") { Description = "The input column the saved model reads.", DefaultValueFactory = _ => "Features" };
+        var command = new Command("import", "Import an ONNX network: print its layers, shapes and parameters; optionally save it as an MlNetDeep model.") { file, output, labels, column };
+        command.SetAction(result =>
+        {
+            var path = result.GetValue(file)!;
+            var clock = Stopwatch.StartNew();
+            string? outputPath = result.GetValue(output);
+            if (outputPath is null)
+            {
+                using var imported = OnnxImporter.Import(path);
+                Console.WriteLine($"Imported {Path.GetFileName(path)} in {clock.Elapsed.TotalSeconds:F2} s.");
+                Console.Write(imported.Network.Summary(imported.InputShape));
+                return 0;
+            }
+            var ml = new MLContext(seed: 1);
+            var names = ReadLabels(result.GetValue(labels));
+            var featureColumn = result.GetValue(column)!;
+            using var classifier = ml.Model.ImportOnnxClassifier(path, featureColumn, names);
+            Console.WriteLine($"Imported {Path.GetFileName(path)} in {clock.Elapsed.TotalSeconds:F2} s.");
+            Console.Write(classifier.Network.Summary(classifier.InputShape));
+            var schema = new DataViewSchema.Builder();
+            schema.AddColumn(featureColumn, new VectorDataViewType(NumberDataViewType.Single, classifier.FeatureSize));
+            ml.Model.SaveDeep(classifier, schema.ToSchema(), outputPath);
+            Console.WriteLine($"Saved {outputPath}: reads '{featureColumn}' ({classifier.FeatureSize:N0} values: [{string.Join(", ", classifier.InputShape)}]), " +
+                $"writes Score ({classifier.ClassCount} classes) and PredictedLabel.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static string[]? ReadLabels(string? labels)
+    {
+        if (string.IsNullOrWhiteSpace(labels)) return null;
+        var names = labels.StartsWith('@')
+            ? File.ReadAllLines(labels[1..]).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray()
+            : labels.Split(',').Select(l => l.Trim()).ToArray();
+        if (names.Any(string.IsNullOrEmpty)) throw new ArgumentException("--labels has an empty class name.");
+        if (names.Distinct().Count() != names.Length) throw new ArgumentException("--labels names a class twice.");
+        return names;
+    }
+}
