@@ -36,6 +36,7 @@ internal static class BenchmarkCommand
         command.Subcommands.Add(ScoringBenchmark.Create());
         command.Subcommands.Add(MemoryBenchmark.Create());
         command.Subcommands.Add(TextBenchmark.Create());
+        command.Subcommands.Add(OnnxImportBenchmark.Create());
         command.SetAction(result =>
         {
             int n = OptionChecks.AtLeast(result.GetValue(rows), 1, "--rows"), e = OptionChecks.AtLeast(result.GetValue(epochs), 2, "--epochs"),

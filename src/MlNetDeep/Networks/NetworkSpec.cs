@@ -150,7 +150,10 @@ public sealed record NetworkSpec
     }
 
     /// <summary>Builds the TorchSharp module (on the CPU; move it with <c>.to(device)</c>): a Sequential for a chain, a graph module otherwise; the module of layer i is child "i" either way.</summary>
-    public nn.Module<Tensor, Tensor> Build(int[] input)
+    public nn.Module<Tensor, Tensor> Build(int[] input) => Build(input, null);
+
+    /// <summary>Builds the module, handing each layer's module to <paramref name="built"/> as soon as it exists (an importer fills its weights there).</summary>
+    internal nn.Module<Tensor, Tensor> Build(int[] input, Action<int, nn.Module<Tensor, Tensor>>? built)
     {
         var shapes = InferShapes(input);
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
@@ -161,6 +164,7 @@ public sealed record NetworkSpec
                 var sources = InputShapes(i, input, (int[][])shapes);
                 StateBudget.Charge(Layers[i].StateSize(sources), $"Network '{Name}', layer {i} ({Layers[i].Describe()})");
                 modules.Add(($"{i}", Layers[i].Build(sources)));
+                built?.Invoke(i, modules[^1].Item2);
             }
             return IsChain ? nn.Sequential(modules) : new GraphModule(modules, this);
         }

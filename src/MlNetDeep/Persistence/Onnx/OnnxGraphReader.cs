@@ -114,21 +114,29 @@ internal sealed class OnnxGraphReader(GraphProto graph, string name)
         }
         // The network may hold no more values than the file's weights (plus a counter per batch normalisation):
         // a graph that reads one large initializer from many nodes is refused before its copies are allocated.
+        // Each layer's weights are copied from the file's bytes as soon as its module exists, and each initializer's
+        // bytes are let go after its last reader: the file's copy and the network's never both exist whole.
+        var readers = new Dictionary<TensorProto, int>(ReferenceEqualityComparer.Instance);
+        foreach (var source in weights.SelectMany(w => w.Values)) readers[source.Proto] = readers.GetValueOrDefault(source.Proto) + 1;
+        long released = 0;
         nn.Module<Tensor, Tensor> module;
         using (StateBudget.Limit(checked(_initializerValues + layers.Count), $"the weights of '{name}'"))
-            module = spec.Build(inputShape);
-        try
-        {
-            var children = module.children().ToList();
-            using var noGrad = no_grad();
-            for (int i = 0; i < layers.Count; i++) Load(weights[i], children[i], $"layer {i} ({layers[i].Describe()}, node '{names[i]}')");
-            foreach (var initializer in graph.Initializer) initializer.RawData = ByteString.Empty; // the file's copy is no longer needed
-        }
-        catch
-        {
-            module.Dispose();
-            throw;
-        }
+        using (no_grad())
+            module = spec.Build(inputShape, (i, layer) =>
+            {
+                Load(weights[i], layer, $"layer {i} ({layers[i].Describe()}, node '{names[i]}')");
+                foreach (var source in weights[i].Values)
+                    if (--readers[source.Proto] == 0)
+                    {
+                        released += source.Proto.RawData.Length;
+                        source.Proto.RawData = ByteString.Empty;
+                    }
+                if (released > 16 << 20)
+                {
+                    GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+                    released = 0;
+                }
+            });
         module.eval();
         return new ImportedNetwork(spec, inputShape, module);
     }

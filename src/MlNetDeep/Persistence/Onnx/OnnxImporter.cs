@@ -73,6 +73,8 @@ public static class OnnxImporter
         ModelProto model;
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
             model = Parse(() => ModelProto.Parser.ParseFrom(stream), Path.GetFileName(path));
+        // The parser reads a large field in pieces and then joins them: give those pieces back before the network is built.
+        if (info.Length > 4 << 20) GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         return Import(model, Path.GetFileNameWithoutExtension(path));
     }
 
