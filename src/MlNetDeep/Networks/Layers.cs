@@ -51,6 +51,7 @@ public enum PaddingMode { Valid, Same }
 [JsonDerivedType(typeof(LayerNorm), "LayerNorm")]
 [JsonDerivedType(typeof(Clip), "Clip")]
 [JsonDerivedType(typeof(ConstantTensor), "Constant")]
+[JsonDerivedType(typeof(Custom), "Custom")]
 public abstract record Layer
 {
     /// <summary>The shape this layer produces for one sample of shape <paramref name="input"/>.</summary>
