@@ -47,6 +47,18 @@ sed "s|@REFERENCE@|$reference|" "$repo/tests/Consumer/Consumer.csproj.template" 
 (cd "$work/app" && dotnet build Consumer.csproj -c Release -r linux-x64 --self-contained false -o "$work/out" -v quiet -nologo)
 (cd "$work" && dotnet "$work/out/Consumer.dll") | tee "$work/run.log"
 grep -q "$expect" "$work/run.log"
+# A second app whose first call is not a trainer's: by project reference the ONNX importer (the library prepares the
+# native shim when its assembly loads), by package reference torch.tensor itself (the package's build step patches the
+# shim in the app's output).
+first=$([ "$mode" = project ] && echo ImporterFirst || echo TorchFirst)
+mkdir -p "$work/first"
+cp "$repo/tests/Consumer/FirstCall/$first.cs" "$work/first/Program.cs"
+[ -f "$work/app/nuget.config" ] && cp "$work/app/nuget.config" "$work/first/"
+sed "s|@REFERENCE@|$reference|" "$repo/tests/Consumer/Consumer.csproj.template" > "$work/first/First.csproj"
+(cd "$work/first" && dotnet build First.csproj -c Release -r linux-x64 --self-contained false -o "$work/first-out" -v quiet -nologo)
+export MLNETDEEP_NATIVE_CACHE="$work/native-cache-first"
+(cd "$work" && dotnet "$work/first-out/First.dll" "$repo/tests/MlNetDeep.Tests/data/onnx/cnn.onnx") | tee "$work/first.log"
+grep -q '^first call ok' "$work/first.log"
 if [ "$mode" = project ]; then
   # The same app on a host where libtorch is missing: it must stop with a message that says what to install.
   rm -f "$work/out"/libtorch_cpu.so "$work/out"/runtimes/*/native/libtorch_cpu.so

@@ -66,6 +66,38 @@ public class OnnxZooTests(ITestOutputHelper output)
         Assert.Equal(imported.Network, NetworkSpec.FromJson(imported.Network.ToJson()));
     }
 
+    [Fact]
+    public void IdentityNodesOverWeightsAndConstantNodesAreFolded()
+    {
+        // Older exporters write an Identity node over each shared initializer and Constant nodes for weights: the same
+        // network, written that way, imports to the same function.
+        var model = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(Folder, "resnet18-op13.onnx")));
+        var graph = model.Graph;
+        int rewritten = 0;
+        foreach (var node in graph.Node.Where(n => n.OpType == "Conv").ToList())
+        {
+            var identity = new Onnx.NodeProto { OpType = "Identity", Name = $"Identity_{rewritten}" };
+            identity.Input.Add(node.Input[1]);
+            identity.Output.Add($"identity_{rewritten}");
+            graph.Node.Insert(0, identity);
+            node.Input[1] = $"identity_{rewritten++}";
+        }
+        var gemm = graph.Node.First(n => n.OpType == "Gemm");
+        var bias = graph.Initializer.First(t => t.Name == gemm.Input[2]);
+        graph.Initializer.Remove(bias);
+        var constant = new Onnx.NodeProto { OpType = "Constant", Name = "Constant_bias" };
+        constant.Output.Add(bias.Name);
+        constant.Attribute.Add(new Onnx.AttributeProto { Name = "value", Type = Onnx.AttributeProto.Types.AttributeType.Tensor, T = bias });
+        graph.Node.Insert(0, constant);
+        Assert.True(rewritten > 10);
+        using var imported = OnnxImporter.Import(Google.Protobuf.MessageExtensions.ToByteArray(model), "resnet18-identity");
+        var zoo = Manifest.Value.Single(m => m.Name == "resnet18");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var ours = imported.Module.call(tensor(Floats("resnet18.input.bin"), zoo.InputShape.Select(d => (long)d).ToArray())).reshape(-1).data<float>().ToArray();
+        Assert.True(ours.Zip(Floats("resnet18.output.bin")).Max(p => Math.Abs(p.First - p.Second)) <= 1e-4);
+    }
+
     [Theory]
     [InlineData("resnet18")]
     [InlineData("mobilenet_v2")]
