@@ -100,6 +100,7 @@ public class OnnxZooTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("resnet18")]
+    [InlineData("vgg11")]
     [InlineData("mobilenet_v2")]
     [InlineData("squeezenet1_1")]
     [InlineData("efficientnet_b0")]
@@ -140,6 +141,48 @@ public class OnnxZooTests(ITestOutputHelper output)
         Assert.True(one.Zip(pytorch.Skip(width)).Max(p => Math.Abs(p.First - p.Second)) <= 1e-4);
     }
 
+    [Theory]
+    [InlineData("resnet18")]
+    [InlineData("vgg11")]
+    [InlineData("mobilenet_v2")]
+    [InlineData("efficientnet_b0")]
+    [InlineData("densenet121")]
+    [InlineData("shufflenet_v2_x0_5")]
+    [InlineData("googlenet")]
+    public void EachArchitecturesSpecTrainsInTheClassifier(string name)
+    {
+        var ml = new MLContext(seed: 1);
+        using var imported = OnnxImporter.Import(Path.Combine(Folder, name + "-op13.onnx"));
+        var data = ColourSet(ml, imported.InputShape[1]);
+        var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.NeuralNetwork(new NeuralNetworkClassifierOptions
+        {
+            FeatureColumnName = "Pixels", InputShape = imported.InputShape, Epochs = 4, BatchSize = 16, Optimizer = new Training.Adam(3e-3),
+            Network = WithTaskHead(imported.Network),
+        })).Fit(data);
+        var losses = model.LastTransformer.History!.Values("loss");
+        output.WriteLine($"{name}: training loss by epoch {string.Join(", ", losses.Select(l => l.ToString("F3")))}");
+        Assert.True(losses[^1] < losses[0], $"{name}: the loss went from {losses[0]} to {losses[^1]}");
+        Assert.Equal(2, TestData.Column(model.Transform(data), "Score")[0].Length);
+    }
+
+    /// <summary>The imported network with its last Dense layer sized by the trainer (the task's classes).</summary>
+    private static NetworkSpec WithTaskHead(NetworkSpec network)
+    {
+        int last = network.Layers.Count - 1;
+        return network with { Layers = network.Layers.Select((l, i) => i == last && l is Dense d ? d with { Units = Dense.TaskOutputs } : l).ToArray() };
+    }
+
+    /// <summary>64 colour images of size x size, red or blue, with a little pattern.</summary>
+    private static IDataView ColourSet(MLContext ml, int size)
+    {
+        var rows = Enumerable.Range(0, 64).Select(i => new ColourRow
+        {
+            Label = i % 2 == 0 ? "red" : "blue",
+            Pixels = Enumerable.Range(0, 3 * size * size).Select(p => (p / (size * size) == (i % 2 == 0 ? 0 : 2) ? 0.8f : 0.1f) + (i * 7 + p) % 13 / 100f).ToArray(),
+        }).ToList();
+        return ml.Data.LoadFromEnumerable(rows, SchemaFor<ColourRow>(3 * size * size));
+    }
+
     [Fact]
     public void AnImportedArchitectureTrainsInTheClassifierAndServesAsAnMlNetClassifier()
     {
@@ -147,18 +190,11 @@ public class OnnxZooTests(ITestOutputHelper output)
         using var imported = OnnxImporter.Import(Path.Combine(Folder, "densenet121-op13.onnx"));
         // The imported architecture (its spec) trains from scratch on a tiny two-class colour set.
         int size = imported.InputShape[1];
-        var rows = Enumerable.Range(0, 64).Select(i => new ColourRow
-        {
-            Label = i % 2 == 0 ? "red" : "blue",
-            Pixels = Enumerable.Range(0, 3 * size * size).Select(p => (p / (size * size) == (i % 2 == 0 ? 0 : 2) ? 0.8f : 0.1f) + (i * 7 + p) % 13 / 100f).ToArray(),
-        }).ToList();
-        var schema = Microsoft.ML.Data.SchemaDefinition.Create(typeof(ColourRow));
-        schema["Pixels"].ColumnType = new Microsoft.ML.Data.VectorDataViewType(Microsoft.ML.Data.NumberDataViewType.Single, 3 * size * size);
-        var data = ml.Data.LoadFromEnumerable(rows, schema);
+        var data = ColourSet(ml, size);
         var options = new NeuralNetworkClassifierOptions
         {
             FeatureColumnName = "Pixels", InputShape = imported.InputShape, Epochs = 6, BatchSize = 16, Optimizer = new Training.Adam(3e-3),
-            Network = imported.Network.WithTaskOutputs(2) with { Layers = imported.Network.Layers.Select((l, i) => i == imported.Network.Layers.Count - 1 && l is Dense d ? d with { Units = Dense.TaskOutputs } : l).ToArray() },
+            Network = WithTaskHead(imported.Network),
         };
         var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.NeuralNetwork(options)).Fit(data);
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(data));
