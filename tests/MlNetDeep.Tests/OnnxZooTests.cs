@@ -217,6 +217,13 @@ public class OnnxZooTests(ITestOutputHelper output)
             var expected = row.Select(v => (float)(Math.Exp(v - max) / sum)).ToArray();
             TestData.AssertClose([expected], [scores[i]], 1e-5);
         }
+        // Exported back to ONNX (graph layers included), it scores in ML.NET's own ApplyOnnxModel as it does here.
+        var onnxPath = TestData.TempFile(".onnx");
+        classifier.SaveAsOnnx(onnxPath);
+        var applied = ml.Transforms.ApplyOnnxModel(["Score"], ["Pixels"], onnxPath).Fit(images).Transform(images);
+        TestData.AssertClose(scores, TestData.Column(applied, "Score"), 1e-4);
+        File.Delete(onnxPath);
+
         var path = TestData.TempFile();
         ml.Model.SaveDeep(classifier, images.Schema, path);
         var loaded = ml.Model.LoadDeep(path, out _);
