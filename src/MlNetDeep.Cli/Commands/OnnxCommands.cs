@@ -24,9 +24,10 @@ internal static class OnnxCommands
     {
         var file = new Argument<string>("file") { Description = "The ONNX file (e.g. a torchvision model exported with torch.onnx.export)." };
         var output = new Option<string?>("--output", "-o") { Description = "Save the network as an MlNetDeep classifier model (zip) here." };
-        var labels = new Option<string?>("--labels") { Description = "Class names, comma-separated, in the order of the network's outputs (or @file with one per line)." };
+        var labels = new Option<string?>("--labels") { Description = "Class names, comma-separated, in the order of the network's outputs." };
+        var labelsFile = new Option<string?>("--labels-file") { Description = "A text file of class names, one per line, in the order of the network's outputs." };
         var column = new Option<string>("--feature-column") { Description = "The input column the saved model reads.", DefaultValueFactory = _ => "Features" };
-        var command = new Command("import", "Import an ONNX network: print its layers, shapes and parameters; optionally save it as an MlNetDeep model.") { file, output, labels, column };
+        var command = new Command("import", "Import an ONNX network: print its layers, shapes and parameters; optionally save it as an MlNetDeep model.") { file, output, labels, labelsFile, column };
         command.SetAction(result =>
         {
             var path = result.GetValue(file)!;
@@ -40,7 +41,7 @@ internal static class OnnxCommands
                 return 0;
             }
             var ml = new MLContext(seed: 1);
-            var names = ReadLabels(result.GetValue(labels));
+            var names = ReadLabels(result.GetValue(labels), result.GetValue(labelsFile));
             var featureColumn = result.GetValue(column)!;
             using var classifier = ml.Model.ImportOnnxClassifier(path, featureColumn, names);
             Console.WriteLine($"Imported {Path.GetFileName(path)} in {clock.Elapsed.TotalSeconds:F2} s.");
@@ -55,12 +56,15 @@ internal static class OnnxCommands
         return command;
     }
 
-    private static string[]? ReadLabels(string? labels)
+    private static string[]? ReadLabels(string? labels, string? file)
     {
-        if (string.IsNullOrWhiteSpace(labels)) return null;
-        var names = labels.StartsWith('@')
-            ? File.ReadAllLines(labels[1..]).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray()
-            : labels.Split(',').Select(l => l.Trim()).ToArray();
+        if (labels is not null && file is not null) throw new ArgumentException("Give --labels or --labels-file, not both.");
+        if (file is not null && !File.Exists(file)) throw new FileNotFoundException($"The labels file '{file}' does not exist.", file);
+        if (string.IsNullOrWhiteSpace(labels) && file is null) return null;
+        var names = file is not null
+            ? File.ReadAllLines(file).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray()
+            : labels!.Split(',').Select(l => l.Trim()).ToArray();
+        if (names.Length == 0) throw new ArgumentException($"The labels file '{file}' names no class.");
         if (names.Any(string.IsNullOrEmpty)) throw new ArgumentException("--labels has an empty class name.");
         if (names.Distinct().Count() != names.Length) throw new ArgumentException("--labels names a class twice.");
         return names;

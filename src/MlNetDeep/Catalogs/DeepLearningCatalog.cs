@@ -23,6 +23,14 @@ public static class DeepLearningCatalog
     public static SequenceClassifier SequenceClassifier(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         SequenceClassifierOptions? options = null) => new(HostEnvironments.Of(catalog), options ?? new SequenceClassifierOptions());
 
+    /// <summary>
+    /// Image classification from a pretrained backbone (an ONNX file, a saved model, a trained network): the backbone
+    /// cut after a layer, a new head, a frozen phase on cached features and optional fine-tuning
+    /// (<see cref="Models.Transfer.TransferLearningOptions"/>). Score and PredictedLabel as the neural network's.
+    /// </summary>
+    public static Models.Transfer.TransferLearningClassifier TransferLearning(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        Models.Transfer.TransferLearningOptions options) => new(HostEnvironments.Of(catalog), options);
+
     /// <summary>A neural-network multiclass classifier with the common settings as arguments.</summary>
     public static NeuralNetworkClassifier NeuralNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = "Label", string featureColumnName = "Features", NetworkSpec? network = null,

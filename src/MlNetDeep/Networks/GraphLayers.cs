@@ -367,6 +367,16 @@ internal sealed class GraphModule : nn.Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor input) => NetworkRunner.Run(_layers, i => _inputs[i], input, [_layers.Length - 1])[0];
+
+    /// <summary>Layers kept in eval mode whatever mode the network is put in (a frozen backbone's batch normalisation keeps its statistics).</summary>
+    internal HashSet<int> Frozen { get; } = [];
+
+    public override void train(bool on = true)
+    {
+        base.train(on);
+        if (on)
+            foreach (var i in Frozen) _layers[i].eval();
+    }
 }
 
 /// <summary>Runs a network's layers (a Sequential's or a graph module's children) in order, keeping the outputs asked for.</summary>

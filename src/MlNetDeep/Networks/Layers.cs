@@ -52,6 +52,7 @@ public enum PaddingMode { Valid, Same }
 [JsonDerivedType(typeof(Clip), "Clip")]
 [JsonDerivedType(typeof(ConstantTensor), "Constant")]
 [JsonDerivedType(typeof(Custom), "Custom")]
+[JsonDerivedType(typeof(NormalizeChannels), "NormalizeChannels")]
 public abstract record Layer
 {
     /// <summary>The shape this layer produces for one sample of shape <paramref name="input"/>.</summary>

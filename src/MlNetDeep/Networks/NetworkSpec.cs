@@ -153,7 +153,7 @@ public sealed record NetworkSpec
     public nn.Module<Tensor, Tensor> Build(int[] input) => Build(input, null);
 
     /// <summary>Builds the module, handing each layer's module to <paramref name="built"/> as soon as it exists (an importer fills its weights there).</summary>
-    internal nn.Module<Tensor, Tensor> Build(int[] input, Action<int, nn.Module<Tensor, Tensor>>? built)
+    internal nn.Module<Tensor, Tensor> Build(int[] input, Action<int, nn.Module<Tensor, Tensor>>? built, bool asGraph = false)
     {
         var shapes = InferShapes(input);
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
@@ -166,7 +166,7 @@ public sealed record NetworkSpec
                 modules.Add(($"{i}", Layers[i].Build(sources)));
                 built?.Invoke(i, modules[^1].Item2);
             }
-            return IsChain ? nn.Sequential(modules) : new GraphModule(modules, this);
+            return IsChain && !asGraph ? nn.Sequential(modules) : new GraphModule(modules, this);
         }
         catch
         {

@@ -13,7 +13,7 @@ namespace MlNetDeep.Models.Classification;
 
 /// <summary>Options of the multiclass neural-network trainer (MLP or CNN). The label must be a key (use MapValueToKey);
 /// Score holds the class probabilities, PredictedLabel the class (a key with the label's key values). An MLP(128) by default.</summary>
-public sealed class NeuralNetworkClassifierOptions() : SupervisedNetworkOptions(Networks.Networks.Mlp())
+public class NeuralNetworkClassifierOptions() : SupervisedNetworkOptions(Networks.Networks.Mlp())
 {
     /// <summary>Output column of the predicted class (a key with the label's key values).</summary>
     public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
@@ -37,35 +37,45 @@ public sealed class NeuralNetworkClassifier : DeepEstimator<NeuralNetworkClassif
 
     protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(task.Outputs);
 
-    protected override TaskSetup Setup(DataViewSchema schema)
-    {
-        Options.CheckColumnNames();
-        var label = ColumnChecks.Find(schema, Options.LabelColumnName, "label");
-        ColumnChecks.RequireKeyLabel(label);
-        int classes = ColumnChecks.KeyCount(schema[Options.LabelColumnName]);
-        if (classes < 2) throw new ArgumentOutOfRangeException(nameof(Options.LabelColumnName), $"The label column '{Options.LabelColumnName}' has {classes} class(es); classification needs at least 2.");
-        return new TaskSetup(Options.LabelColumnName, LabelKind.ClassIndex, classes, classes, new CrossEntropyObjective(Options.Network.EndsWithSoftmax));
-    }
+    protected override TaskSetup Setup(DataViewSchema schema) => ClassificationTask.Setup(schema, Options);
 
-    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
-    {
-        Options.CheckColumnNames();
-        var label = ColumnChecks.Find(inputSchema, Options.LabelColumnName, "label");
-        ColumnChecks.RequireKeyLabel(label);
-        var labelColumn = inputSchema.Last(c => c.Name == Options.LabelColumnName);
-        var keyAnnotations = new SchemaShape(labelColumn.Annotations.Where(a => a.Name == "KeyValues"));
-        var slotAnnotations = new SchemaShape(keyAnnotations.Select(a => SchemaShapes.Column("SlotNames", a.Kind, TextDataViewType.Instance, false)));
-        yield return SchemaShapes.Column(Options.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, slotAnnotations);
-        yield return SchemaShapes.Column(Options.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true, keyAnnotations);
-    }
+    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema) => ClassificationTask.OutputShapes(inputSchema, Options);
 
     protected override NeuralNetworkClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
-        TaskSetup task, DataViewSchema schema, TrainingHistory history) =>
-        new(module, network, Options.FeatureColumnName, inputShape, device, Options.ScoringBatchSize, task.ClassCount,
-            KeyValues.From(schema[Options.LabelColumnName]), Options.ScoreColumnName, Options.PredictedLabelColumnName) { History = history };
+        TaskSetup task, DataViewSchema schema, TrainingHistory history) => ClassificationTask.Transformer(module, network, inputShape, device, task, schema, history, Options);
 }
 
-/// <summary>A trained classifier: adds Score (class probabilities) and PredictedLabel (key) columns.</summary>
+/// <summary>The multiclass task as every network classifier sees it: a key label, Score and PredictedLabel, the transformer.</summary>
+internal static class ClassificationTask
+{
+    public static TaskSetup Setup(DataViewSchema schema, SupervisedNetworkOptions options)
+    {
+        options.CheckColumnNames();
+        var label = ColumnChecks.Find(schema, options.LabelColumnName, "label");
+        ColumnChecks.RequireKeyLabel(label);
+        int classes = ColumnChecks.KeyCount(schema[options.LabelColumnName]);
+        if (classes < 2) throw new ArgumentOutOfRangeException(nameof(options.LabelColumnName), $"The label column '{options.LabelColumnName}' has {classes} class(es); classification needs at least 2.");
+        return new TaskSetup(options.LabelColumnName, LabelKind.ClassIndex, classes, classes, new CrossEntropyObjective(options.Network.EndsWithSoftmax));
+    }
+
+    public static IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema, NeuralNetworkClassifierOptions options)
+    {
+        options.CheckColumnNames();
+        var label = ColumnChecks.Find(inputSchema, options.LabelColumnName, "label");
+        ColumnChecks.RequireKeyLabel(label);
+        var labelColumn = inputSchema.Last(c => c.Name == options.LabelColumnName);
+        var keyAnnotations = new SchemaShape(labelColumn.Annotations.Where(a => a.Name == "KeyValues"));
+        var slotAnnotations = new SchemaShape(keyAnnotations.Select(a => SchemaShapes.Column("SlotNames", a.Kind, TextDataViewType.Instance, false)));
+        yield return SchemaShapes.Column(options.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, slotAnnotations);
+        yield return SchemaShapes.Column(options.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true, keyAnnotations);
+    }
+
+    public static NeuralNetworkClassificationTransformer Transformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+        TaskSetup task, DataViewSchema schema, TrainingHistory history, NeuralNetworkClassifierOptions options) =>
+        new(module, network, options.FeatureColumnName, inputShape, device, options.ScoringBatchSize, task.ClassCount,
+            KeyValues.From(schema[options.LabelColumnName]), options.ScoreColumnName, options.PredictedLabelColumnName) { History = history };
+}
+
 public sealed class NeuralNetworkClassificationTransformer : DeepTransformer
 {
     internal const string KindName = "MulticlassNeuralNetwork";

@@ -48,6 +48,13 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
     /// <summary>Builds the TorchSharp module for the network (a plain sequential one unless a family needs more, e.g. an encoder and a decoder).</summary>
     protected virtual nn.Module BuildModule(NetworkSpec network, int[] inputShape) => network.Build(inputShape);
 
+    /// <summary>
+    /// Trains the built module on the staged data: the one training engine over every parameter, unless a family needs
+    /// phases of its own (a frozen backbone, then fine-tuning).
+    /// </summary>
+    private protected virtual TrainingHistory Train(nn.Module module, TaskSetup task, TensorData train, TensorData? validation, Device device, int seed, Generator random) =>
+        TrainingEngine.Fit(module, task.Objective, train, validation, Options, device, seed, random);
+
     protected abstract TTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device, TaskSetup task, DataViewSchema schema, TrainingHistory history);
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
@@ -102,7 +109,7 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
                 try
                 {
                     module.to(device);
-                    var history = TrainingEngine.Fit(module, task.Objective, train, validation, Options, device, seed, random);
+                    var history = Train(module, task, train, validation, device, seed, random);
                     return CreateTransformer(module, network, inputShape, device, task, schema, history);
                 }
                 catch
