@@ -261,7 +261,47 @@ public class GanTests
     }
 
     [Fact]
-    public void MinibatchStandardDeviationLetsTheDiscriminatorSeeABatchOfCopies()
+    public void MinibatchStandardDeviationTrainsOnTheBatchsSpreadAndScoresWithTheSpreadItKept()
+    {
+        Native.TorchRuntime.EnsureLoaded();
+        var options = Small(GanKind.Dense);
+        options.MinibatchStdDev = true;
+        var (g, d) = options.Resolve([1, 28, 28]);
+        using var gan = Native.TorchRuntime.Seeded(1, () => new GanModule(g, d, [1, 28, 28], 16, 0, 10, minibatchStdDev: true));
+        using var step = new GanStep(gan, options);
+        using var random = new Generator(5);
+        var context = new StepContext(CPU, random, 1);
+        using var real = rand([32, 1, 28, 28], generator: random) * 2 - 1;
+        using var copies = real[0].unsqueeze(0).expand(32, -1, -1, -1).contiguous();
+        Assert.True(gan.KeepsSpread);
+        Assert.Equal(0.0, gan.KeptSpread);
+
+        // A discriminator step on real images keeps their spread: the first batch's as it is, later ones averaged in.
+        gan.train();
+        var (_, _, _, features) = step.TrainDiscriminator(real, step.Fake(32, null, context), null, context);
+        double first = (features.var(0, unbiased: false) + 1e-8).sqrt().mean().item<float>();
+        Close.Equal(first, gan.KeptSpread!.Value);
+        step.TrainDiscriminator(real, step.Fake(32, null, context), null, context);
+        Assert.NotEqual(first, gan.KeptSpread!.Value);
+        double kept = gan.KeptSpread!.Value;
+
+        using (no_grad())
+        {
+            // Training: each image sees its batch's spread, so an image among copies of itself scores differently.
+            float InBatch(Tensor images) => gan.Discriminate(images, null).Logits[0].item<float>();
+            Assert.NotEqual(InBatch(real), InBatch(copies));
+            Assert.Equal(kept, gan.KeptSpread!.Value); // only the discriminator's step on real images updates it
+
+            // Scoring: the kept spread, so an image scores the same alone, in a varied batch and among copies of itself.
+            gan.eval();
+            float alone = InBatch(real.narrow(0, 0, 1));
+            Close.Equal(alone, InBatch(real));
+            Close.Equal(alone, InBatch(copies));
+        }
+    }
+
+    [Fact]
+    public void AMinibatchSpreadGansRealnessOfARowDoesNotDependOnTheOtherRows()
     {
         var ml = new MLContext(seed: 1);
         var data = TestData.MnistTrain(ml, 128);
@@ -269,19 +309,32 @@ public class GanTests
         options.MinibatchStdDev = true;
         using var generator = ml.Transforms.GenerativeAdversarialNetwork(options).Fit(data);
         var pixels = TestData.Column(data, "Pixels").Take(16).ToList();
-        // The same image scored in a varied batch and in a batch of copies of itself: only the batch spread differs.
-        var varied = generator.Realness(pixels)[0];
-        var copies = generator.Realness(Enumerable.Repeat(pixels[0], 16).ToList())[0];
-        Assert.NotEqual(varied, copies);
+        var inBatch = generator.Realness(pixels);
+        Close.Equal(inBatch, pixels.Select(p => generator.Realness([p])[0]));
+        Close.Equal(Enumerable.Repeat(inBatch[0], 16), generator.Realness(Enumerable.Repeat(pixels[0], 16).ToList()));
+
+        // The discriminator transformer: its batches of 128 rows and a PredictionEngine's single row agree.
+        using var discriminator = generator.CreateDiscriminator();
+        Close.Equal(inBatch, discriminator.Transform(data).GetColumn<float>("Realness").Take(16));
+        var engine = ml.Model.CreatePredictionEngine<PixelsRow, RealnessRow>(discriminator);
+        Close.Equal(inBatch[3], engine.Predict(new PixelsRow { Pixels = pixels[3] }).Realness);
+
+        // The kept spread is saved with the weights.
         var path = TestData.TempFile();
         try
         {
             var noise = generator.NoiseData(ml, 2, seed: 1);
             ml.Model.SaveDeep(generator, noise.Schema, path);
             var reloaded = Assert.IsType<GeneratorTransformer>(((TransformerChain<ITransformer>)ml.Model.LoadDeep(path, out _)).Single());
-            Assert.Equal(generator.Realness(pixels), reloaded.Realness(pixels));
+            Assert.Equal(generator.WithModule(m => ((GanModule)m).KeptSpread), reloaded.WithModule(m => ((GanModule)m).KeptSpread));
+            Assert.Equal(inBatch, reloaded.Realness(pixels)); // the same 16 images: the same computation
         }
         finally { File.Delete(path); }
+    }
+
+    private sealed class RealnessRow
+    {
+        public float Realness { get; set; }
     }
 
     [Fact]
