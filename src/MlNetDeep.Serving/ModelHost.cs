@@ -145,7 +145,7 @@ public sealed class ModelHost : IDisposable
         string version = Convert.ToHexString(SHA256.HashData(bytes))[..12].ToLowerInvariant();
         var ml = new MLContext(seed: 1);
         using var stream = new MemoryStream(bytes, writable: false);
-        var transformer = ml.Model.LoadDeep(stream, out var inputSchema);
+        var transformer = Persistence.DeepModelFile.Load(ml.Model, stream, out var inputSchema, _path); // errors name the file, not "stream"
         try
         {
             var schema = ModelSchema.Of(transformer, inputSchema);

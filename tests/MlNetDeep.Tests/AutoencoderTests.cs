@@ -33,7 +33,7 @@ public class AutoencoderTests
         double mse = ReconstructionMetrics.Compute(pixels, reconstruction).MeanSquaredError;
         double blank = ReconstructionMetrics.Compute(pixels, pixels.Select(p => new float[p.Length]).ToList()).MeanSquaredError;
         Assert.True(mse < blank * 0.8, $"reconstruction MSE {mse} vs all-black {blank}");
-        TestData.AssertClose(TestData.Column(scored, "Latent").Take(3).ToList(), model.Encode(pixels.Take(3).ToList()));
+        Close.Equal(TestData.Column(scored, "Latent").Take(3).ToList(), model.Encode(pixels.Take(3).ToList()));
     }
 
     [Fact]
@@ -69,7 +69,7 @@ public class AutoencoderTests
         using var decoder = model.CreateDecoder(outputColumnName: "Image");
         var images = TestData.Column(decoder.Transform(latentData), "Image");
         var expected = TestData.Column(model.Transform(test), "Reconstruction");
-        TestData.AssertClose(expected, images);
+        Close.Equal(expected, images);
         var decoderPath = TestData.TempFile();
         ml.Model.SaveDeep(decoder, latentData.Schema, decoderPath);
         var decoderLoaded = ml.Model.LoadDeep(decoderPath, out _);

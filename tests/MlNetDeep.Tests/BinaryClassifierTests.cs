@@ -52,7 +52,7 @@ public class BinaryClassifierTests
         var predicted = scored.GetColumn<bool>("PredictedLabel").ToArray();
         for (int i = 0; i < scores.Length; i++)
         {
-            Assert.Equal(1 / (1 + Math.Exp(-scores[i])), probabilities[i], 5);
+            Close.Equal(1 / (1 + Math.Exp(-scores[i])), probabilities[i]);
             Assert.Equal(scores[i] > 0, predicted[i]);
         }
         Assert.Contains(true, predicted);

@@ -87,7 +87,7 @@ public class ClassifierTests
         Assert.Equal(predicted.Take(20), single.Select(s => s.PredictedLabel));
         Assert.True(single.Select(s => s.PredictedLabel).Distinct().Count() > 3);
         var batchScores = TestData.Column(scored, "Score").Take(20).ToArray();
-        for (int i = 0; i < 20; i++) Assert.Equal(batchScores[i], single[i].Score, new FloatComparer(1e-5f));
+        for (int i = 0; i < 20; i++) Close.Equal(batchScores[i], single[i].Score);
     }
 
     [Fact]
@@ -143,11 +143,5 @@ public class ClassifierTests
     {
         public string PredictedLabel { get; set; } = "";
         public float[] Score { get; set; } = [];
-    }
-
-    private sealed class FloatComparer(float tolerance) : IEqualityComparer<float>
-    {
-        public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;
-        public int GetHashCode(float obj) => 0;
     }
 }

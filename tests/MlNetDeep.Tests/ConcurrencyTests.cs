@@ -115,7 +115,7 @@ public class ConcurrencyTests
         while (cursor.MoveNext())
         {
             getter(ref score);
-            if (Math.Abs(score - saved.Scores[row]) > 1e-5f) throw new InvalidOperationException($"Row {row} scored {score}, expected {saved.Scores[row]}.");
+            if (!Close.Within(saved.Scores[row], score)) throw new InvalidOperationException($"Row {row} scored {score}, expected {saved.Scores[row]}.");
             row++;
         }
         if (row != saved.Rows.Length) throw new InvalidOperationException($"The cursor gave {row} rows of {saved.Rows.Length}.");
@@ -127,7 +127,7 @@ public class ConcurrencyTests
         for (int row = 0; row < saved.Rows.Length; row++)
         {
             float score = engine.Predict(saved.Rows[row]).Score;
-            if (Math.Abs(score - saved.Scores[row]) > 1e-5f) throw new InvalidOperationException($"Row {row} predicted {score}, expected {saved.Scores[row]}.");
+            if (!Close.Within(saved.Scores[row], score)) throw new InvalidOperationException($"Row {row} predicted {score}, expected {saved.Scores[row]}.");
         }
     }
 

@@ -74,7 +74,7 @@ public class CustomModuleTests
         // Row by row, as an app's PredictionEngine scores (one-row batches: a tolerance, not bit equality).
         var engine = ml.Model.CreatePredictionEngine<PixelRow, ScoreRow>(classifier);
         var first = TestData.Column(test, "Pixels")[0];
-        TestData.AssertClose([scores[0]], [engine.Predict(new PixelRow { Pixels = first }).Score], 1e-5);
+        Close.Equal([scores[0]], [engine.Predict(new PixelRow { Pixels = first }).Score], 1e-5);
 
         // ONNX export is refused with the reason; the transformer keeps scoring with TorchSharp.
         var refusal = Assert.Throws<NotSupportedException>(() => classifier.SaveAsOnnx(TestData.TempFile(".onnx")));

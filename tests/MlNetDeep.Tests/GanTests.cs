@@ -30,7 +30,7 @@ public class GanTests
         Assert.All(images, i => Assert.Equal(784, i.Length));
         Assert.All(images, i => Assert.All(i, v => Assert.InRange(v, 0f, 1f)));
         // The same seed draws the same images; another seed others.
-        TestData.AssertClose(images, generator.Generate(5, seed: 3));
+        Close.Equal(images, generator.Generate(5, seed: 3));
         Assert.NotEqual(images[0], generator.Generate(5, seed: 4)[0]);
     }
 
@@ -42,7 +42,7 @@ public class GanTests
         using var a = ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dense)).Fit(data);
         using var b = ml.Transforms.GenerativeAdversarialNetwork(Small(GanKind.Dense)).Fit(data);
         Assert.Equal(a.History!.Values("g_loss"), b.History!.Values("g_loss"));
-        TestData.AssertClose(a.Generate(3, 1), b.Generate(3, 1));
+        Close.Equal(a.Generate(3, 1), b.Generate(3, 1));
     }
 
     private static Dictionary<string, Tensor> Copy(IEnumerable<TorchSharp.Modules.Parameter> parameters) =>
@@ -107,7 +107,7 @@ public class GanTests
         {
             var averaged = gan.GeneratorParameters().ToList();
             for (int i = 0; i < averaged.Count; i++)
-                Assert.True(expected[i.ToString()].allclose(averaged[i], rtol: 1e-5, atol: 1e-7), $"weight {i} is the average");
+                Close.Equal(expected[i.ToString()].data<float>().ToArray(), averaged[i].detach().data<float>().ToArray());
         }
         Assert.True(Same(trained, gan.GeneratorParameters()), "the trained weights come back after the swap");
     }
@@ -143,7 +143,7 @@ public class GanTests
         Assert.Contains("conditional", unconditional.Message);
         // Through the pipeline: noise rows with classes in, an image column out, the same images as Generate.
         var scored = generator.Transform(generator.NoiseData(ml, 3, seed: 2, labels: [0, 1, 9]));
-        TestData.AssertClose(images, TestData.Column(scored, "Image"));
+        Close.Equal(images, TestData.Column(scored, "Image"));
     }
 
     [Fact]
@@ -163,8 +163,8 @@ public class GanTests
         Assert.All(shares, v => Assert.True(v > 0));
         // Unconditional use: clusters drawn from the seed, the same images for the same seed.
         var images = generator.Generate(6, seed: 3);
-        TestData.AssertClose(images, generator.Generate(6, seed: 3));
-        TestData.AssertClose(images, TestData.Column(generator.Transform(generator.NoiseData(ml, 6, seed: 3)), "Image"));
+        Close.Equal(images, generator.Generate(6, seed: 3));
+        Close.Equal(images, TestData.Column(generator.Transform(generator.NoiseData(ml, 6, seed: 3)), "Image"));
         // A chosen cluster, and a cluster that is not one.
         Assert.Equal(2, generator.Generate([0, 3], seed: 3).Length);
         Assert.Throws<ArgumentOutOfRangeException>(() => generator.Generate([4], seed: 3));
@@ -178,18 +178,18 @@ public class GanTests
         var clusters = kmeans.Transform(data).GetColumn<uint>("PredictedLabel").Take(64).Select(k => (int)k - 1).ToList();
         Assert.Equal(4, clusters.Distinct().Count());
         var realness = generator.Realness(pixels);
-        Assert.Equal(generator.Realness(pixels, clusters), realness);
+        Assert.Equal(generator.Realness(pixels, clusters), realness); // the same clusters, the same batch of 64: the same computation
         Assert.NotEqual(generator.Realness(pixels, clusters.Select(c => (c + 1) % 4).ToList()), realness);
-        // Its discriminator transformer reads the pixels alone.
+        // Its discriminator transformer reads the pixels alone (scoring batches of 128 rows against Realness's 64).
         using var discriminator = generator.CreateDiscriminator();
-        Assert.Equal(realness, discriminator.Transform(data).GetColumn<float>("Realness").Take(64).ToArray());
+        Close.Equal(realness, discriminator.Transform(data).GetColumn<float>("Realness").Take(64));
         var path = TestData.TempFile();
         try
         {
             ml.Model.SaveDeep(generator, generator.NoiseData(ml, 1, 1).Schema, path);
             var reloaded = Assert.IsType<GeneratorTransformer>(((TransformerChain<ITransformer>)ml.Model.LoadDeep(path, out _)).Single());
             Assert.Equal(shares, reloaded.ClassShares!);
-            TestData.AssertClose(images, reloaded.Generate(6, seed: 3));
+            Close.Equal(images, reloaded.Generate(6, seed: 3));
             Assert.Equal(realness, reloaded.Realness(pixels));
         }
         finally { File.Delete(path); }
@@ -229,7 +229,7 @@ public class GanTests
             ml.Model.SaveDeep(generator, noise.Schema, path);
             var loaded = ml.Model.LoadDeep(path, out var schema);
             Assert.NotNull(schema.GetColumnOrNull("Noise"));
-            TestData.AssertClose(TestData.Column(generator.Transform(noise), "Image"), TestData.Column(loaded.Transform(noise), "Image"));
+            Close.Equal(TestData.Column(generator.Transform(noise), "Image"), TestData.Column(loaded.Transform(noise), "Image"));
             var reloaded = Assert.IsType<GeneratorTransformer>(((TransformerChain<ITransformer>)loaded).Single());
             var images = generator.Generate([5, 6], seed: 1);
             Assert.Equal(generator.Realness(images, [5, 6]), reloaded.Realness(images, [5, 6]));
@@ -246,7 +246,7 @@ public class GanTests
         using var discriminator = generator.CreateDiscriminator();
         var scored = discriminator.Transform(data).GetColumn<float>("Realness").Take(8).ToArray();
         var pixels = TestData.Column(data, "Pixels").Take(8).ToList();
-        Assert.Equal(generator.Realness(pixels), scored);
+        Close.Equal(generator.Realness(pixels), scored); // 8 images against the transformer's batch of 128
         Assert.All(scored, p => Assert.InRange(p, 0f, 1f));
         // Its own copy of the weights: disposing the generator leaves it working, and it survives SaveDeep/LoadDeep.
         generator.Dispose();
@@ -261,7 +261,47 @@ public class GanTests
     }
 
     [Fact]
-    public void MinibatchStandardDeviationLetsTheDiscriminatorSeeABatchOfCopies()
+    public void MinibatchStandardDeviationTrainsOnTheBatchsSpreadAndScoresWithTheSpreadItKept()
+    {
+        Native.TorchRuntime.EnsureLoaded();
+        var options = Small(GanKind.Dense);
+        options.MinibatchStdDev = true;
+        var (g, d) = options.Resolve([1, 28, 28]);
+        using var gan = Native.TorchRuntime.Seeded(1, () => new GanModule(g, d, [1, 28, 28], 16, 0, 10, minibatchStdDev: true));
+        using var step = new GanStep(gan, options);
+        using var random = new Generator(5);
+        var context = new StepContext(CPU, random, 1);
+        using var real = rand([32, 1, 28, 28], generator: random) * 2 - 1;
+        using var copies = real[0].unsqueeze(0).expand(32, -1, -1, -1).contiguous();
+        Assert.True(gan.KeepsSpread);
+        Assert.Equal(0.0, gan.KeptSpread);
+
+        // A discriminator step on real images keeps their spread: the first batch's as it is, later ones averaged in.
+        gan.train();
+        var (_, _, _, features) = step.TrainDiscriminator(real, step.Fake(32, null, context), null, context);
+        double first = (features.var(0, unbiased: false) + 1e-8).sqrt().mean().item<float>();
+        Close.Equal(first, gan.KeptSpread!.Value);
+        step.TrainDiscriminator(real, step.Fake(32, null, context), null, context);
+        Assert.NotEqual(first, gan.KeptSpread!.Value);
+        double kept = gan.KeptSpread!.Value;
+
+        using (no_grad())
+        {
+            // Training: each image sees its batch's spread, so an image among copies of itself scores differently.
+            float InBatch(Tensor images) => gan.Discriminate(images, null).Logits[0].item<float>();
+            Assert.NotEqual(InBatch(real), InBatch(copies));
+            Assert.Equal(kept, gan.KeptSpread!.Value); // only the discriminator's step on real images updates it
+
+            // Scoring: the kept spread, so an image scores the same alone, in a varied batch and among copies of itself.
+            gan.eval();
+            float alone = InBatch(real.narrow(0, 0, 1));
+            Close.Equal(alone, InBatch(real));
+            Close.Equal(alone, InBatch(copies));
+        }
+    }
+
+    [Fact]
+    public void AMinibatchSpreadGansRealnessOfARowDoesNotDependOnTheOtherRows()
     {
         var ml = new MLContext(seed: 1);
         var data = TestData.MnistTrain(ml, 128);
@@ -269,19 +309,32 @@ public class GanTests
         options.MinibatchStdDev = true;
         using var generator = ml.Transforms.GenerativeAdversarialNetwork(options).Fit(data);
         var pixels = TestData.Column(data, "Pixels").Take(16).ToList();
-        // The same image scored in a varied batch and in a batch of copies of itself: only the batch spread differs.
-        var varied = generator.Realness(pixels)[0];
-        var copies = generator.Realness(Enumerable.Repeat(pixels[0], 16).ToList())[0];
-        Assert.NotEqual(varied, copies);
+        var inBatch = generator.Realness(pixels);
+        Close.Equal(inBatch, pixels.Select(p => generator.Realness([p])[0]));
+        Close.Equal(Enumerable.Repeat(inBatch[0], 16), generator.Realness(Enumerable.Repeat(pixels[0], 16).ToList()));
+
+        // The discriminator transformer: its batches of 128 rows and a PredictionEngine's single row agree.
+        using var discriminator = generator.CreateDiscriminator();
+        Close.Equal(inBatch, discriminator.Transform(data).GetColumn<float>("Realness").Take(16));
+        var engine = ml.Model.CreatePredictionEngine<PixelsRow, RealnessRow>(discriminator);
+        Close.Equal(inBatch[3], engine.Predict(new PixelsRow { Pixels = pixels[3] }).Realness);
+
+        // The kept spread is saved with the weights.
         var path = TestData.TempFile();
         try
         {
             var noise = generator.NoiseData(ml, 2, seed: 1);
             ml.Model.SaveDeep(generator, noise.Schema, path);
             var reloaded = Assert.IsType<GeneratorTransformer>(((TransformerChain<ITransformer>)ml.Model.LoadDeep(path, out _)).Single());
-            Assert.Equal(generator.Realness(pixels), reloaded.Realness(pixels));
+            Assert.Equal(generator.WithModule(m => ((GanModule)m).KeptSpread), reloaded.WithModule(m => ((GanModule)m).KeptSpread));
+            Assert.Equal(inBatch, reloaded.Realness(pixels)); // the same 16 images: the same computation
         }
         finally { File.Delete(path); }
+    }
+
+    private sealed class RealnessRow
+    {
+        public float Realness { get; set; }
     }
 
     [Fact]

@@ -131,7 +131,7 @@ public class GraphNetworkTests
         var onnxPath = TestData.TempFile(".onnx");
         trained.SaveAsOnnx(onnxPath);
         var onnx = ml.Transforms.ApplyOnnxModel(["Score"], ["Pixels"], onnxPath).Fit(test);
-        TestData.AssertClose(scores, TestData.Column(onnx.Transform(test), "Score"), 1e-4);
+        Close.Equal(scores, TestData.Column(onnx.Transform(test), "Score"), 1e-4);
 
         // And it reads back into a graph network.
         using var imported = OnnxImporter.Import(onnxPath);

@@ -93,6 +93,38 @@ public class ModelFileHardeningTests
         AssertMessage(LoadError(zip.ToBytes()), "ScoringBatchSize 2147483647", "values per batch");
     }
 
+    // ---- files saved by earlier versions ----------------------------------------------------------------------------
+
+    [Fact]
+    public void AMinibatchSpreadGanSavedBeforeItKeptItsSpreadLoadsGeneratesAndRefusesToScoreWithTheReason()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.MnistTrain(ml, 64);
+        using var generator = ml.Transforms.GenerativeAdversarialNetwork(new Models.Generative.GanOptions
+        {
+            Kind = Models.Generative.GanKind.Dense, Epochs = 1, BatchSize = 32, LatentSize = 16, Seed = 7, MinibatchStdDev = true,
+        }).Fit(data);
+        var stream = new MemoryStream();
+        ml.Model.SaveDeep(generator, generator.NoiseData(ml, 1, 1).Schema, stream);
+        // The file as it was written before: no "keptSpread" setting and no spread buffers among the weights.
+        var zip = ModelZip.Open(stream.ToArray());
+        zip.EditRecord(r => Assert.True(r["Settings"]!.AsObject().Remove("keptSpread")));
+        var tensors = Weights.Read(zip.Weights);
+        Assert.Equal(2, tensors.RemoveAll(t => t.Name.StartsWith("spread_", StringComparison.Ordinal)));
+        zip.Weights = Weights.Write(tensors);
+
+        var loaded = Assert.IsType<Models.Generative.GeneratorTransformer>(
+            ((TransformerChain<ITransformer>)DeepModelFile.Load(ml.Model, new MemoryStream(zip.ToBytes()), out _, "old.zip", ModelFileLimits.Default)).Single());
+        using (loaded)
+        {
+            Assert.Equal(generator.Generate(3, seed: 2), loaded.Generate(3, seed: 2));
+            var pixels = TestData.Column(data, "Pixels").Take(2).ToList();
+            AssertMessage(Assert.Throws<InvalidOperationException>(() => loaded.Realness(pixels)), "saved before it kept the spread", "Train it again");
+            using var discriminator = loaded.CreateDiscriminator();
+            AssertMessage(Assert.Throws<InvalidOperationException>(() => discriminator.Transform(data).GetColumn<float>("Realness").First()), "saved before");
+        }
+    }
+
     // ---- crafted weights -------------------------------------------------------------------------------------------
 
     [Fact]

@@ -215,19 +215,19 @@ public class OnnxZooTests(ITestOutputHelper output)
             var row = logits.AsSpan(i * 10, 10).ToArray();
             double max = row.Max(), sum = row.Sum(v => Math.Exp(v - max));
             var expected = row.Select(v => (float)(Math.Exp(v - max) / sum)).ToArray();
-            TestData.AssertClose([expected], [scores[i]], 1e-5);
+            Close.Equal([expected], [scores[i]], 1e-5);
         }
         // Exported back to ONNX (graph layers included), it scores in ML.NET's own ApplyOnnxModel as it does here.
         var onnxPath = TestData.TempFile(".onnx");
         classifier.SaveAsOnnx(onnxPath);
         var applied = ml.Transforms.ApplyOnnxModel(["Score"], ["Pixels"], onnxPath).Fit(images).Transform(images);
-        TestData.AssertClose(scores, TestData.Column(applied, "Score"), 1e-4);
+        Close.Equal(scores, TestData.Column(applied, "Score"), 1e-4);
         File.Delete(onnxPath);
 
         var path = TestData.TempFile();
         ml.Model.SaveDeep(classifier, images.Schema, path);
         var loaded = ml.Model.LoadDeep(path, out _);
-        TestData.AssertClose(scores, TestData.Column(loaded.Transform(images), "Score"), 1e-6);
+        Close.Equal(scores, TestData.Column(loaded.Transform(images), "Score"), 1e-6);
         File.Delete(path);
         Assert.Throws<ArgumentException>(() => ml.Model.ImportOnnxClassifier(Path.Combine(Folder, "mobilenet_v2-op13.onnx"), "Pixels", ["a", "b"]));
     }

@@ -23,13 +23,13 @@ public class ScoringBackendTests(TinyCnn cnn) : IClassFixture<TinyCnn>
             model.Backend = ScoringBackend.TorchSharp;
             Assert.Equal(ScoringBackend.TorchSharp, model.ActiveBackend);
             var torch = Scores(model);
-            TestData.AssertClose(torch, onnx, 1e-5);
+            Close.Equal(torch, onnx);
 
             // Row by row through a PredictionEngine, on both engines.
             model.Backend = ScoringBackend.OnnxRuntime;
             var engine = cnn.Ml.Model.CreatePredictionEngine<TinyCnn.Digit, Scored>(model);
             var rows = cnn.Ml.Data.CreateEnumerable<TinyCnn.Digit>(cnn.Test, reuseRowObject: false).Take(5).ToList();
-            for (int i = 0; i < rows.Count; i++) TestData.AssertClose([torch[i]], [engine.Predict(rows[i]).Score], 1e-5);
+            for (int i = 0; i < rows.Count; i++) Close.Equal([torch[i]], [engine.Predict(rows[i]).Score]);
         }
         finally
         {
@@ -53,7 +53,7 @@ public class ScoringBackendTests(TinyCnn cnn) : IClassFixture<TinyCnn>
         mlp.Backend = ScoringBackend.OnnxRuntime;                     // but it may be asked for, and agrees
         var onnx = Scores(mlp);
         mlp.Backend = ScoringBackend.TorchSharp;
-        TestData.AssertClose(Scores(mlp), onnx, 1e-5);
+        Close.Equal(Scores(mlp), onnx);
 
         // A layer the exporter does not write: Auto falls back to TorchSharp; OnnxRuntime asked for is an error naming it.
         using var residual = (NeuralNetworkClassificationTransformer)cnn.Ml.MulticlassClassification.Trainers.NeuralNetwork(new NeuralNetworkClassifierOptions
@@ -67,7 +67,7 @@ public class ScoringBackendTests(TinyCnn cnn) : IClassFixture<TinyCnn>
         var scores = Scores(residual);
         Assert.Equal(ScoringBackend.TorchSharp, residual.ActiveBackend);
         residual.Backend = ScoringBackend.TorchSharp;
-        TestData.AssertClose(Scores(residual), scores, 0);
+        Assert.Equal(Scores(residual), scores); // Auto fell back to TorchSharp: the same computation
         residual.Backend = ScoringBackend.OnnxRuntime;
         Assert.Contains("AdaptiveAvgPool2D", Assert.Throws<NotSupportedException>(() => Scores(residual)).Message);
 

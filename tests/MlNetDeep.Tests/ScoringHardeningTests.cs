@@ -116,7 +116,7 @@ public class ScoringHardeningTests
                 features(ref f);
                 score(ref s);
                 Assert.Equal(ShiftingSource.FeaturesOf(value), f.DenseValues().ToArray());
-                Assert.Equal(ScoreRow(model, ShiftingSource.FeaturesOf(value))[0], s, 5);
+                Close.Equal(ScoreRow(model, ShiftingSource.FeaturesOf(value))[0], s);
                 Assert.Equal(rows, cursor.Position);
                 rows++;
             }
@@ -159,7 +159,7 @@ public class ScoringHardeningTests
         Assert.Equal(20, source.Reads);
         // Each row's third reconstruction is its own features through the three stages.
         var expected = ids.Select(i => stages.Aggregate(ShiftingSource.FeaturesOf(i), (x, stage) => ScoreRow(stage, x)[stage.LatentSize..])).ToList();
-        TestData.AssertClose(expected, last);
+        Close.Equal(expected, last);
         foreach (var stage in stages) stage.Dispose();
     }
 
@@ -244,7 +244,7 @@ public class ScoringHardeningTests
             Assert.All(actual[NaNRow].Score, s => Assert.True(float.IsNaN(s)));
             Assert.Equal(0u, actual[NaNRow].PredictedLabel);
             var others = WithoutNaNRow(actual);
-            TestData.AssertClose(expected.Select(p => p.Score).ToList(), others.Select(p => p.Score).ToList());
+            Close.Equal(expected.Select(p => p.Score).ToList(), others.Select(p => p.Score).ToList());
             Assert.Equal(expected.Select(p => p.PredictedLabel), others.Select(p => p.PredictedLabel));
             Assert.All(others, p => Assert.InRange(p.PredictedLabel, 1u, 4u));
         }
@@ -264,7 +264,7 @@ public class ScoringHardeningTests
             Assert.True(float.IsNaN(actual[NaNRow].Score) && float.IsNaN(actual[NaNRow].Probability));
             Assert.False(actual[NaNRow].PredictedLabel);
             var others = WithoutNaNRow(actual);
-            Assert.Equal(binaryExpected.Select(p => p.Score), others.Select(p => p.Score), (a, b) => Math.Abs(a - b) < 1e-5f);
+            Close.Equal(binaryExpected.Select(p => p.Score), others.Select(p => p.Score));
             Assert.Equal(binaryExpected.Select(p => p.PredictedLabel), others.Select(p => p.PredictedLabel));
         }
 
@@ -274,7 +274,7 @@ public class ScoringHardeningTests
                                        Predict<RegressionPrediction>(ml, regressor, withNaN) })
         {
             Assert.True(float.IsNaN(actual[NaNRow].Score));
-            Assert.Equal(regressionExpected.Select(p => p.Score), WithoutNaNRow(actual).Select(p => p.Score), (a, b) => Math.Abs(a - b) < 1e-5f);
+            Close.Equal(regressionExpected.Select(p => p.Score), WithoutNaNRow(actual).Select(p => p.Score));
         }
     }
 
@@ -361,6 +361,6 @@ public class ScoringHardeningTests
         var first = Regressor.Value.Transform(data);
         var twice = Regressor.Value.Transform(first);
         Assert.Equal(2, twice.Schema.Count(c => c.Name == "Score"));
-        Assert.Equal(first.GetColumn<float>("Score"), twice.GetColumn<float>("Score"), (a, b) => Math.Abs(a - b) < 1e-5f);
+        Close.Equal(first.GetColumn<float>("Score"), twice.GetColumn<float>("Score"));
     }
 }

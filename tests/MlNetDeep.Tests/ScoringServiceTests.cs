@@ -68,7 +68,7 @@ public sealed class ScoringServiceTests : IDisposable
             var score = row.GetProperty("Score").EnumerateArray().Select(v => v.GetSingle()).ToArray();
             // Equal to Transform's up to float rounding, which depends on how many rows share a forward pass.
             Assert.Equal(expected.Scores[i].Length, score.Length);
-            for (int j = 0; j < score.Length; j++) Assert.Equal(expected.Scores[i][j], score[j], 1e-6f);
+            Close.Equal(expected.Scores[i], score);
             // MapKeyToValue gives back the label's values: MNIST's digits.
             Assert.Equal(expected.Labels[i], row.GetProperty("PredictedLabel").GetUInt32());
             i++;
@@ -296,7 +296,7 @@ public sealed class BatchScorerTests : IDisposable
         {
             var cells = lines[r + 1].Split(',');
             Assert.Equal(r.ToString(), cells[0]);
-            for (int c = 0; c < 10; c++) Assert.Equal(expected[r][c], float.Parse(cells[1 + c], System.Globalization.CultureInfo.InvariantCulture), 1e-6f);
+            Close.Equal(expected[r], cells[1..11].Select(v => float.Parse(v, System.Globalization.CultureInfo.InvariantCulture)));
         }
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(output)!, "*.tmp"));
 

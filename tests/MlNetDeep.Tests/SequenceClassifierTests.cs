@@ -30,12 +30,12 @@ public class SequenceClassifierTests
         var unpadded = tensor(tokens, [1, tokens.Length]);
         // Equal up to float rounding (a different batch shape may take another summation order).
         var a = module.call(shortRow).data<float>().ToArray();
-        TestData.AssertClose([a], [module.call(longRow).data<float>().ToArray()], 1e-6);
-        TestData.AssertClose([a], [module.call(unpadded).data<float>().ToArray()], 1e-6);
+        Close.Equal([a], [module.call(longRow).data<float>().ToArray()]);
+        Close.Equal([a], [module.call(unpadded).data<float>().ToArray()]);
         // A batch mixing lengths gives each row what it gives alone.
         var other = new float[] { 8, 1, 1, 6, 0, 0, 0, 0 };
         var batch = module.call(tensor(tokens.Concat(new float[2]).Concat(other).ToArray(), [2, 8])).data<float>().ToArray();
-        TestData.AssertClose([a, module.call(tensor(other, [1, 8])).data<float>().ToArray()], [batch[..5], batch[5..]], 1e-6);
+        Close.Equal([a, module.call(tensor(other, [1, 8])).data<float>().ToArray()], [batch[..5], batch[5..]]);
         // Other tokens do change it, and an empty row gives zeros.
         var changed = module.call(tensor(new float[] { 11, 12, 13, 14, 15, 16, 0, 0 }, [1, 8])).data<float>().ToArray();
         Assert.True(a.Zip(changed).Max(p => Math.Abs(p.First - p.Second)) > 1e-4);
@@ -117,7 +117,7 @@ public class SequenceClassifierTests
             ml.Model.SaveDeep(model, train.Schema, path);
             var loaded = ml.Model.LoadDeep(path, out _);
             var before = TestData.Column(model.Transform(test), "Score");
-            TestData.AssertClose(before, TestData.Column(loaded.Transform(test), "Score"));
+            Close.Equal(before, TestData.Column(loaded.Transform(test), "Score"));
         }
         finally
         {

@@ -18,18 +18,6 @@ public static class TestData
     public static float[][] Column(IDataView data, string name) =>
         data.GetColumn<VBuffer<float>>(name).Select(v => v.DenseValues().ToArray()).ToArray();
 
-    /// <summary>Asserts two lists of rows are equal to within <paramref name="tolerance"/> (float rounding of different batch sizes).</summary>
-    public static void AssertClose(IReadOnlyList<float[]> expected, IReadOnlyList<float[]> actual, double tolerance = 1e-5)
-    {
-        Assert.Equal(expected.Count, actual.Count);
-        for (int i = 0; i < expected.Count; i++)
-        {
-            Assert.Equal(expected[i].Length, actual[i].Length);
-            for (int j = 0; j < expected[i].Length; j++)
-                Assert.True(Math.Abs(expected[i][j] - actual[i][j]) <= tolerance * Math.Max(1, Math.Abs(expected[i][j])), $"row {i} slot {j}: {expected[i][j]} vs {actual[i][j]}");
-        }
-    }
-
     public static string TempFile(string extension = ".zip") => Path.Combine(Path.GetTempPath(), "mlnetdeep-test-" + Guid.NewGuid().ToString("N") + extension);
 
     /// <summary>y = sin(x) style regression rows.</summary>

@@ -106,7 +106,7 @@ public class TrainingLoopTests
         Assert.True(history.StoppedEarly, "val_a_loss reaches its floor well before 40 epochs");
         Assert.Contains("val_a_loss", history.StopReason);
         var kept = history.Epochs[history.BestEpoch]["val_a_loss"];
-        Assert.Equal(kept, TrainingLoop.Evaluate(step, validation, 64)["a_loss"], 5);
+        Close.Equal(kept, TrainingLoop.Evaluate(step, validation, 64)["a_loss"]); // batches of 8 in the loop, 64 here
     }
 
     [Fact]

@@ -84,7 +84,7 @@ public class TransferLearningTests(ITestOutputHelper output)
         Assert.Equal(Weight(Pretrained.Value.Model, 9), Weight(uncached, 9));
         // The cache changes the cost, not the result: the same head within rounding.
         var cachedScores = TestData.Column(cached.Transform(test), "Score");
-        TestData.AssertClose(cachedScores, TestData.Column(uncached.Transform(test), "Score"), 1e-4);
+        Close.Equal(cachedScores, TestData.Column(uncached.Transform(test), "Score"), 1e-4);
         var accuracy = ml.MulticlassClassification.Evaluate(cached.Transform(test)).MicroAccuracy;
         output.WriteLine($"frozen backbone, 20 images per class: {accuracy:P1} on {test.GetRowCount()} test digits 5-9");
         Assert.True(accuracy > 0.3, $"accuracy {accuracy} (chance: 0.2)");
@@ -116,7 +116,7 @@ public class TransferLearningTests(ITestOutputHelper output)
         var onnxPath = TestData.TempFile(".onnx");
         model.SaveAsOnnx(onnxPath);
         var applied = ml.Transforms.ApplyOnnxModel(["Score"], ["Pixels"], onnxPath).Fit(data).Transform(data);
-        TestData.AssertClose(scores, TestData.Column(applied, "Score"), 1e-4);
+        Close.Equal(scores, TestData.Column(applied, "Score"), 1e-4);
         // The exported backbone reads back as a backbone.
         var imported = TransferBackbone.FromOnnx(onnxPath);
         Assert.Equal([1, 28, 28], imported.InputShape);

@@ -35,7 +35,7 @@ public class VariationalAutoencoderTests
         // A row's sample does not depend on the batch it is scored in.
         var engine = ml.Model.CreatePredictionEngine<PixelsRow, SampleRow>(model);
         var first = TestData.Column(test, "Pixels")[0];
-        TestData.AssertClose([sample[0]], [engine.Predict(new PixelsRow { Pixels = first }).LatentSample]);
+        Close.Equal([sample[0]], [engine.Predict(new PixelsRow { Pixels = first }).LatentSample]);
 
         var elbo = model.EvaluateElbo(test);
         Assert.True(double.IsFinite(elbo.Elbo) && elbo.Elbo < 0 && elbo.KL > 0, elbo.ToString());
@@ -59,8 +59,8 @@ public class VariationalAutoencoderTests
         var images = model.Generate(6, seed: 3);
         Assert.Equal(6, images.Length);
         Assert.All(images, i => Assert.Equal(784, i.Length));
-        TestData.AssertClose(images, model.Generate(6, seed: 3));
-        TestData.AssertClose(images, reloaded.Generate(6, seed: 3));
+        Close.Equal(images, model.Generate(6, seed: 3));
+        Close.Equal(images, reloaded.Generate(6, seed: 3));
         Assert.NotEqual(images, model.Generate(6, seed: 4));
 
         var grid = LatentSpace.DecodeGrid(model, 4, (-2, 2), (-2, 2));
@@ -69,7 +69,7 @@ public class VariationalAutoencoderTests
         var path2 = LatentSpace.Interpolate(model, pixels[0], pixels[1], 5);
         Assert.Equal(5, path2.Length);
         var ends = model.Decode(model.Encode([pixels[0], pixels[1]]));
-        TestData.AssertClose([ends[0], ends[1]], [path2[0], path2[^1]]);
+        Close.Equal([ends[0], ends[1]], [path2[0], path2[^1]]);
     }
 
     [Fact]

@@ -82,7 +82,7 @@ public class VisionTests(TinyCnn cnn, ITestOutputHelper output) : IClassFixture<
         for (int i = 0; i < 3; i++)
         {
             var e = logits[i].Select(v => Math.Exp(v)).ToArray();
-            for (int c = 0; c < 10; c++) Assert.Equal(scores[i * 10 + c], e[c] / e.Sum(), 1e-4);
+            for (int c = 0; c < 10; c++) Close.Equal(e[c] / e.Sum(), scores[i * 10 + c]);
         }
 
         var missing = Assert.Throws<ArgumentException>(() => cnn.Model.Activations(cnn.Images, "conv2d_9"));
@@ -100,7 +100,7 @@ public class VisionTests(TinyCnn cnn, ITestOutputHelper output) : IClassFixture<
         var scored = fitted.Transform(cnn.Test);
         Assert.Equal(16 * 5 * 5, ((VectorDataViewType)scored.Schema["Maps"].Type).Size);
         var first = TestData.Column(scored, "Maps").Take(2).ToArray();
-        TestData.AssertClose(cnn.Model.Activations(cnn.Images.Take(2).ToList(), "maxpool2d_3"), first);
+        Close.Equal(cnn.Model.Activations(cnn.Images.Take(2).ToList(), "maxpool2d_3"), first);
         Assert.Equal(200, scored.GetColumn<uint>("PredictedLabel").Count());
         Assert.ThrowsAny<ArgumentException>(() => cnn.Ml.Transforms.LayerActivations(cnn.Model, "nope"));
     }
@@ -155,7 +155,7 @@ public class VisionTests(TinyCnn cnn, ITestOutputHelper output) : IClassFixture<
 
         var attacked = cnn.Ml.Transforms.AdversarialExamples(cnn.Model, Attack.Fgsm(0.3), "Attacked").Fit(cnn.Test).Transform(cnn.Test);
         var rows = TestData.Column(attacked, "Attacked").Take(5).ToArray();
-        TestData.AssertClose(cnn.Model.AdversarialExamples(cnn.Images.Take(5).ToList(), cnn.Classes.Take(5).ToList(), Attack.Fgsm(0.3)), rows);
+        Close.Equal(cnn.Model.AdversarialExamples(cnn.Images.Take(5).ToList(), cnn.Classes.Take(5).ToList(), Attack.Fgsm(0.3)), rows);
         var badLabel = cnn.Ml.Data.LoadFromEnumerable([new { Pixels = new float[784], Label = 1f }]);
         Assert.ThrowsAny<ArgumentException>(() => cnn.Ml.Transforms.AdversarialExamples(cnn.Model, Attack.Fgsm(0.1)).Fit(badLabel));
     }
@@ -169,7 +169,7 @@ public class VisionTests(TinyCnn cnn, ITestOutputHelper output) : IClassFixture<
         var image = cnn.Images[0].Select(v => v + 0.01f * (float)rng.NextDouble()).ToArray();
         var gradient = cnn.Model.Saliency([image], [cnn.Classes[0]], SaliencyKind.Gradient)[0];
         var times = cnn.Model.Saliency([image], [cnn.Classes[0]])[0];
-        for (int p = 0; p < 784; p++) Assert.Equal(gradient[p] * image[p], times[p], 1e-6);
+        Close.Equal(gradient.Zip(image, (g, x) => g * x), times);
         // A step along the gradient raises the class logit by |gradient|^2 * h, to first order.
         double h = 1e-4;
         var moved = image.Select((v, p) => (float)(v + h * gradient[p])).ToArray();
@@ -188,7 +188,7 @@ public class VisionTests(TinyCnn cnn, ITestOutputHelper output) : IClassFixture<
         var scores = new float[30];
         cnn.Model.Score(cnn.Images.Take(3).SelectMany(i => i).ToArray(), 3, scores);
         var predicted = Enumerable.Range(0, 3).Select(i => Enumerable.Range(0, 10).MaxBy(c => scores[i * 10 + c])).ToList();
-        TestData.AssertClose(cnn.Model.Saliency(cnn.Images.Take(3).ToList(), predicted, SaliencyKind.Gradient), maps);
+        Close.Equal(cnn.Model.Saliency(cnn.Images.Take(3).ToList(), predicted, SaliencyKind.Gradient), maps);
         var wrong = cnn.Ml.Data.LoadFromEnumerable([new { Pixels = new float[100] }]);
         Assert.ThrowsAny<ArgumentException>(() => cnn.Ml.Transforms.Saliency(cnn.Model).Fit(wrong));
     }

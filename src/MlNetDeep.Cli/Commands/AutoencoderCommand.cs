@@ -21,13 +21,13 @@ internal static class AutoencoderCommand
         var common = new CommonOptions();
         var kind = new Option<string>("--kind", "-k") { Description = "dense, conv (convolutional), denoise (the convolutional denoiser, 32x7x7 bottleneck) or vae.", DefaultValueFactory = _ => "dense" };
         kind.AcceptOnlyFromAmong("dense", "conv", "denoise", "vae");
-        var latent = new Option<int?>("--latent", "-l") { Description = "Latent size (default 32; 2 for vae). Ignored by denoise (its code is 32x7x7)." };
-        var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs (default: dense 10, conv 5, denoise 3, vae 15)." };
-        var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 128 };
-        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
-        var noise = new Option<double>("--noise") { Description = "Std of the Gaussian noise (clipped to [0, 1]) for denoise, in training and test.", DefaultValueFactory = _ => 0.5 };
-        var beta = new Option<double>("--beta") { Description = "Weight of the KL term (vae).", DefaultValueFactory = _ => 1.0 };
-        var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." };
+        var latent = new Option<int?>("--latent", "-l") { Description = "Latent size (default 32; 2 for vae). Ignored by denoise (its code is 32x7x7)." }.AtLeast(1);
+        var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs (default: dense 10, conv 5, denoise 3, vae 15)." }.AtLeast(1);
+        var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 128 }.AtLeast(1);
+        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 }.Positive();
+        var noise = new Option<double>("--noise") { Description = "Std of the Gaussian noise (clipped to [0, 1]) for denoise, in training and test.", DefaultValueFactory = _ => 0.5 }.NonNegative();
+        var beta = new Option<double>("--beta") { Description = "Weight of the KL term (vae).", DefaultValueFactory = _ => 1.0 }.NonNegative();
+        var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." }.AtLeast(1);
         var command = new Command("mnist", "Train an autoencoder on MNIST, report test figures and write PNGs (fetches MNIST on first use).")
         {
             kind, latent, epochs, batch, rate, noise, beta, rows,
@@ -36,11 +36,9 @@ internal static class AutoencoderCommand
         command.SetAction(result =>
         {
             string k = result.GetValue(kind)!;
-            var settings = new Settings(k, OptionChecks.AtLeast(result.GetValue(latent) ?? (k == "vae" ? 2 : 32), 1, "--latent"),
-                OptionChecks.AtLeast(result.GetValue(epochs) ?? k switch { "dense" => 10, "conv" => 5, "denoise" => 3, _ => 15 }, 1, "--epochs"),
-                OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"), OptionChecks.Positive(result.GetValue(rate), "--learning-rate"),
-                OptionChecks.NonNegative(result.GetValue(noise), "--noise"), OptionChecks.NonNegative(result.GetValue(beta), "--beta"),
-                OptionChecks.Count(result.GetValue(rows), "--train-rows"));
+            var settings = new Settings(k, result.GetValue(latent) ?? (k == "vae" ? 2 : 32),
+                result.GetValue(epochs) ?? k switch { "dense" => 10, "conv" => 5, "denoise" => 3, _ => 15 },
+                result.GetValue(batch), result.GetValue(rate), result.GetValue(noise), result.GetValue(beta), result.GetValue(rows));
             // The trainer's own checks, before MNIST is loaded (or downloaded).
             var options = Options(settings);
             _ = options is VariationalAutoencoderOptions vae

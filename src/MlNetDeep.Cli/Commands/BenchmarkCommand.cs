@@ -19,10 +19,10 @@ internal static class BenchmarkCommand
     public static Command Create()
     {
         var common = new CommonOptions();
-        var rows = new Option<int>("--rows") { Description = "Training images per epoch.", DefaultValueFactory = _ => 10000 };
-        var epochs = new Option<int>("--epochs") { Description = "Epochs per measurement; the first epoch of each is warm-up and not counted.", DefaultValueFactory = _ => 3 };
-        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds of (b) then (a).", DefaultValueFactory = _ => 2 };
-        var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 128 };
+        var rows = new Option<int>("--rows") { Description = "Training images per epoch.", DefaultValueFactory = _ => 10000 }.AtLeast(1);
+        var epochs = new Option<int>("--epochs") { Description = "Epochs per measurement; the first epoch of each is warm-up and not counted.", DefaultValueFactory = _ => 3 }.AtLeast(2);
+        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds of (b) then (a).", DefaultValueFactory = _ => 2 }.AtLeast(1);
+        var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 128 }.AtLeast(1);
         var python = new Option<string?>("--python") { Description = "Python with torch for (c); default: the first of python3, /usr/bin/python3 that imports torch." };
         var command = new Command("benchmark", "Samples/s of the MlNetDeep trainer against a plain TorchSharp loop (and PyTorch where available) on the MNIST CNN.")
         {
@@ -39,9 +39,7 @@ internal static class BenchmarkCommand
         command.Subcommands.Add(OnnxImportBenchmark.Create());
         command.SetAction(result =>
         {
-            int n = OptionChecks.AtLeast(result.GetValue(rows), 1, "--rows"), e = OptionChecks.AtLeast(result.GetValue(epochs), 2, "--epochs"),
-                r = OptionChecks.AtLeast(result.GetValue(rounds), 1, "--rounds"), b = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size");
-            return Run(common.CreateContext(result), n, e, r, b, result.GetValue(python));
+            return Run(common.CreateContext(result), result.GetValue(rows), result.GetValue(epochs), result.GetValue(rounds), result.GetValue(batch), result.GetValue(python));
         });
         return command;
     }

@@ -19,11 +19,11 @@ internal static class BinaryBenchmark
     public static Command Create()
     {
         var common = new CommonOptions();
-        var folds = new Option<int>("--folds") { Description = "Cross-validation folds.", DefaultValueFactory = _ => 5 };
-        var epochs = new Option<int>("--epochs") { Description = "Epochs of the network.", DefaultValueFactory = _ => 60 };
-        var hidden = new Option<int>("--hidden") { Description = "Hidden units of the MLP.", DefaultValueFactory = _ => 32 };
-        var dropout = new Option<double>("--dropout") { Description = "Dropout after the hidden layer.", DefaultValueFactory = _ => 0 };
-        var decay = new Option<double>("--weight-decay") { Description = "Adam's weight decay.", DefaultValueFactory = _ => 1e-2 };
+        var folds = new Option<int>("--folds") { Description = "Cross-validation folds.", DefaultValueFactory = _ => 5 }.AtLeast(2);
+        var epochs = new Option<int>("--epochs") { Description = "Epochs of the network.", DefaultValueFactory = _ => 60 }.AtLeast(1);
+        var hidden = new Option<int>("--hidden") { Description = "Hidden units of the MLP.", DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var dropout = new Option<double>("--dropout") { Description = "Dropout after the hidden layer.", DefaultValueFactory = _ => 0 }.Fraction();
+        var decay = new Option<double>("--weight-decay") { Description = "Adam's weight decay.", DefaultValueFactory = _ => 1e-2 }.NonNegative();
         var command = new Command("binary", "Binary classification on breast cancer: the neural network against LbfgsLogisticRegression and FastTree, k-fold CV.")
         {
             folds, epochs, hidden, dropout, decay,
@@ -31,10 +31,8 @@ internal static class BinaryBenchmark
         common.AddTo(command);
         command.SetAction(result =>
         {
-            int k = OptionChecks.AtLeast(result.GetValue(folds), 2, "--folds"), e = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs");
-            var network = new NetworkSettings(e, OptionChecks.AtLeast(result.GetValue(hidden), 1, "--hidden"), OptionChecks.Fraction(result.GetValue(dropout), "--dropout"),
-                OptionChecks.NonNegative(result.GetValue(decay), "--weight-decay"));
-            return Run(common.CreateContext(result), k, network, result.GetValue(common.Seed));
+            var network = new NetworkSettings(result.GetValue(epochs), result.GetValue(hidden), result.GetValue(dropout), result.GetValue(decay));
+            return Run(common.CreateContext(result), result.GetValue(folds), network, result.GetValue(common.Seed));
         });
         return command;
     }

@@ -47,13 +47,13 @@ internal static class CourseCommands
     {
         var common = new CommonOptions();
         var command = new Command(name, description);
-        var rows = new Option<int?>("--rows") { Description = rowsDescription ?? "Not used by this command." };
+        var rows = new Option<int?>("--rows") { Description = rowsDescription ?? "Not used by this command." }.AtLeast(1);
         if (rowsDescription is not null) command.Options.Add(rows);
         common.AddTo(command);
         command.SetAction(result =>
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            int? count = rowsDescription is null ? null : OptionChecks.Count(result.GetValue(rows), "--rows");
+            int? count = rowsDescription is null ? null : result.GetValue(rows);
             run(common.CreateContext(result), common.OutputFolder(result), count);
             Console.WriteLine($"Done in {clock.Elapsed.TotalSeconds:F0} s.");
             return 0;

@@ -18,10 +18,10 @@ internal static class GanBenchmark
     public static Command Create()
     {
         var common = new CommonOptions();
-        var rows = new Option<int>("--rows") { Description = "Training images per epoch.", DefaultValueFactory = _ => 10000 };
-        var epochs = new Option<int>("--epochs") { Description = "Epochs per measurement; the first is warm-up and not counted.", DefaultValueFactory = _ => 3 };
-        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds of (b) then (a).", DefaultValueFactory = _ => 2 };
-        var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 };
+        var rows = new Option<int>("--rows") { Description = "Training images per epoch.", DefaultValueFactory = _ => 10000 }.AtLeast(1);
+        var epochs = new Option<int>("--epochs") { Description = "Epochs per measurement; the first is warm-up and not counted.", DefaultValueFactory = _ => 3 }.AtLeast(2);
+        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds of (b) then (a).", DefaultValueFactory = _ => 2 }.AtLeast(1);
+        var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 }.AtLeast(1);
         var python = new Option<string?>("--python") { Description = "Python with torch for (c); default: python3 if it imports torch." };
         var command = new Command("gan", "Samples/s of the DCGAN step: MlNetDeep against a plain TorchSharp loop (and PyTorch where available).")
         {
@@ -30,9 +30,8 @@ internal static class GanBenchmark
         common.AddTo(command);
         command.SetAction(result =>
         {
-            int b = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"), n = OptionChecks.AtLeast(result.GetValue(rows), b, "--rows"),
-                e = OptionChecks.AtLeast(result.GetValue(epochs), 2, "--epochs"), r = OptionChecks.AtLeast(result.GetValue(rounds), 1, "--rounds");
-            return Run(common.CreateContext(result), n, e, r, b, result.GetValue(python));
+            int b = result.GetValue(batch), n = OptionChecks.AtLeast(result.GetValue(rows), b, "--rows"); // at least one batch
+            return Run(common.CreateContext(result), n, result.GetValue(epochs), result.GetValue(rounds), b, result.GetValue(python));
         });
         return command;
     }

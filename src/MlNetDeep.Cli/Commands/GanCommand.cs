@@ -20,11 +20,11 @@ internal static class GanCommand
         var common = new CommonOptions();
         var kind = new Option<string>("--kind", "-k") { Description = "dense (MLPs), dcgan, or cgan (a conditional DCGAN).", DefaultValueFactory = _ => "dcgan" };
         kind.AcceptOnlyFromAmong("dense", "dcgan", "cgan");
-        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs.", DefaultValueFactory = _ => 5 };
-        var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 };
-        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate of the generator (beta1 0.5).", DefaultValueFactory = _ => 2e-4 };
-        var dRate = new Option<double?>("--d-learning-rate", "--d-lr") { Description = "Adam learning rate of the discriminator (default: the generator's)." };
-        var latent = new Option<int>("--latent") { Description = "Size of the noise vector z.", DefaultValueFactory = _ => 100 };
+        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs.", DefaultValueFactory = _ => 5 }.AtLeast(1);
+        var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 }.AtLeast(1);
+        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate of the generator (beta1 0.5).", DefaultValueFactory = _ => 2e-4 }.Positive();
+        var dRate = new Option<double?>("--d-learning-rate", "--d-lr") { Description = "Adam learning rate of the discriminator (default: the generator's)." }.Positive();
+        var latent = new Option<int>("--latent") { Description = "Size of the noise vector z.", DefaultValueFactory = _ => 100 }.AtLeast(1);
         var loss = new Option<string>("--loss") { Description = "nonsaturating or hinge.", DefaultValueFactory = _ => "nonsaturating" };
         loss.AcceptOnlyFromAmong("nonsaturating", "hinge");
         var smoothing = new Option<double>("--real-label") { Description = "One-sided label smoothing: the target for real images (1 = off).", DefaultValueFactory = _ => 1.0 };
@@ -33,8 +33,8 @@ internal static class GanCommand
         var spread = new Option<bool>("--minibatch-std") { Description = "Minibatch standard deviation in the discriminator (against mode collapse)." };
         var average = new Option<double>("--g-average") { Description = "Decay of an exponential moving average of the generator's weights, e.g. 0.999 (0 = off).", DefaultValueFactory = _ => 0.0 };
         var selfConditioning = new Option<int>("--self-conditioning") { Description = "Condition on this many k-means clusters of the images, drawn by their shares (against mode collapse; 0 = off).", DefaultValueFactory = _ => 0 };
-        var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." };
-        var samples = new Option<int>("--judge-samples") { Description = "Generated images judged per epoch.", DefaultValueFactory = _ => 10_000 };
+        var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." }.AtLeast(1);
+        var samples = new Option<int>("--judge-samples") { Description = "Generated images judged per epoch.", DefaultValueFactory = _ => 10_000 }.AtLeast(2);
         var command = new Command("mnist", "Train a GAN on MNIST; sample grids per epoch, losses, and the judge's class histogram and Fréchet distance.")
         {
             kind, epochs, batch, rate, dRate, latent, loss, smoothing, noise, matching, spread, average, selfConditioning, rows, samples,
@@ -47,16 +47,16 @@ internal static class GanCommand
             {
                 Kind = k == "dense" ? GanKind.Dense : GanKind.Dcgan,
                 LabelColumnName = k == "cgan" ? "Label" : null,
-                Epochs = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), BatchSize = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"),
-                Optimizer = new Adam(OptionChecks.Positive(result.GetValue(rate), "--learning-rate"), Beta1: 0.5),
-                DiscriminatorOptimizer = new Adam(OptionChecks.Positive(result.GetValue(dRate) ?? result.GetValue(rate), "--d-learning-rate"), Beta1: 0.5),
-                LatentSize = OptionChecks.AtLeast(result.GetValue(latent), 1, "--latent"),
+                Epochs = result.GetValue(epochs), BatchSize = result.GetValue(batch),
+                Optimizer = new Adam(result.GetValue(rate), Beta1: 0.5),
+                DiscriminatorOptimizer = new Adam(result.GetValue(dRate) ?? result.GetValue(rate), Beta1: 0.5),
+                LatentSize = result.GetValue(latent),
                 Loss = result.GetValue(loss) == "hinge" ? GanLoss.Hinge : GanLoss.NonSaturating,
                 RealLabel = result.GetValue(smoothing), InstanceNoise = result.GetValue(noise), FeatureMatching = result.GetValue(matching), MinibatchStdDev = result.GetValue(spread),
                 GeneratorAverage = result.GetValue(average), SelfConditioning = result.GetValue(selfConditioning),
             };
-            int judged = OptionChecks.AtLeast(result.GetValue(samples), 2, "--judge-samples");
-            int? trainRows = OptionChecks.Count(result.GetValue(rows), "--train-rows");
+            int judged = result.GetValue(samples);
+            int? trainRows = result.GetValue(rows);
             // Options are checked before any data is read.
             _ = new GanEstimator(new MLContext(), options);
             return Run(common.CreateContext(result), options, $"gan-{k}", common.OutputFolder(result), trainRows, judged);

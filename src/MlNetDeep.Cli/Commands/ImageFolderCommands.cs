@@ -48,15 +48,16 @@ internal static class ImageFolderCommands
     public static Command Train()
     {
         var common = new CommonOptions();
-        var trainFolder = new Argument<string>("folder") { Description = "Training images: one subfolder per class." };
-        var testFolder = new Option<string?>("--test") { Description = "Test images in the same layout (default: hold out --test-fraction of the training images)." };
-        var fraction = new Option<double>("--test-fraction") { Description = "Share of the images held out for testing when --test is not given.", DefaultValueFactory = _ => 0.2 };
-        var width = new Option<int?>("--width") { Description = "Resize to this width (default: the images' own size, which must then be the same for all)." };
-        var height = new Option<int?>("--height") { Description = "Resize to this height." };
+        var trainFolder = new Argument<string>("folder") { Description = "Training images: one subfolder per class." }.ExistingFolder();
+        var testFolder = new Option<string?>("--test") { Description = "Test images in the same layout (default: hold out --test-fraction of the training images)." }.ExistingFolder();
+        var fraction = new Option<double>("--test-fraction") { Description = "Share of the images held out for testing when --test is not given.", DefaultValueFactory = _ => 0.2 }
+            .Check(f => f is > 0 and < 1 ? null : $"--test-fraction must be in (0, 1), got {f}.");
+        var width = new Option<int?>("--width") { Description = "Resize to this width (default: the images' own size, which must then be the same for all)." }.AtLeast(1);
+        var height = new Option<int?>("--height") { Description = "Resize to this height." }.AtLeast(1);
         var grey = new Option<bool>("--grayscale") { Description = "One grey channel instead of RGB." };
-        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs.", DefaultValueFactory = _ => 10 };
-        var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 };
-        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
+        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs.", DefaultValueFactory = _ => 10 }.AtLeast(1);
+        var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 }.AtLeast(1);
+        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 }.Positive();
         var augment = new Option<bool>("--augment") { Description = "Random rotation, zoom and shift of each training image (and left-right flips for colour images)." };
         var command = new Command("folder", "Train a CNN on a folder-per-class image set (ML.NET's LoadImages -> ResizeImages -> ExtractPixels) and evaluate it.")
         {
@@ -65,11 +66,9 @@ internal static class ImageFolderCommands
         common.AddTo(command);
         command.SetAction(result =>
         {
-            int e = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), b = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size");
             double f = result.GetValue(fraction);
-            if (f is <= 0 or >= 1) throw new ArgumentOutOfRangeException("--test-fraction", f, "--test-fraction must be in (0, 1).");
-            var settings = new FolderTraining(OptionChecks.Count(result.GetValue(width), "--width"), OptionChecks.Count(result.GetValue(height), "--height"),
-                result.GetValue(grey), e, b, OptionChecks.Positive(result.GetValue(rate), "--learning-rate"), result.GetValue(augment));
+            var settings = new FolderTraining(result.GetValue(width), result.GetValue(height), result.GetValue(grey), result.GetValue(epochs), result.GetValue(batch),
+                result.GetValue(rate), result.GetValue(augment));
             var ml = common.CreateContext(result);
             var output = common.OutputFolder(result);
             var outcome = TrainFromFolder(ml, result.GetValue(trainFolder)!, result.GetValue(testFolder), f, settings, result.GetValue(common.Seed));
@@ -153,8 +152,8 @@ internal static class ImageFolderCommands
     {
         var common = new CommonOptions();
         var folder = new Option<string>("--folder") { Description = "MNIST as PNG folders (written there first if missing).", DefaultValueFactory = _ => DefaultMnistPngFolder };
-        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs of Keras' MNIST CNN on each path.", DefaultValueFactory = _ => 4 };
-        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds of the data-reading measurement.", DefaultValueFactory = _ => 2 };
+        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs of Keras' MNIST CNN on each path.", DefaultValueFactory = _ => 4 }.AtLeast(1);
+        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds of the data-reading measurement.", DefaultValueFactory = _ => 2 }.AtLeast(1);
         var command = new Command("images", "MNIST from PNG folders (ML.NET's image transforms) against the IDX path: reading throughput and the CNN's test accuracy, one run.")
         {
             folder, epochs, rounds,
@@ -162,8 +161,7 @@ internal static class ImageFolderCommands
         common.AddTo(command);
         command.SetAction(result =>
         {
-            int e = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), r = OptionChecks.AtLeast(result.GetValue(rounds), 1, "--rounds");
-            return RunBenchmark(common.CreateContext(result), result.GetValue(folder)!, e, r, result.GetValue(common.Seed));
+            return RunBenchmark(common.CreateContext(result), result.GetValue(folder)!, result.GetValue(epochs), result.GetValue(rounds), result.GetValue(common.Seed));
         });
         return command;
     }

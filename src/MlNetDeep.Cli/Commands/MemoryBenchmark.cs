@@ -25,13 +25,13 @@ internal static class MemoryBenchmark
     public static Command Create()
     {
         var common = new CommonOptions();
-        var steps = new Option<int>("--steps") { Description = "Training steps (mini-batches) per model.", DefaultValueFactory = _ => 10000 };
-        var rows = new Option<int>("--rows") { Description = "Rows scored per model.", DefaultValueFactory = _ => 100000 };
-        var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 32 };
-        var trainRows = new Option<int>("--train-rows") { Description = "Synthetic training images; each epoch goes over them once.", DefaultValueFactory = _ => 1024 };
+        var steps = new Option<int>("--steps") { Description = "Training steps (mini-batches) per model.", DefaultValueFactory = _ => 10000 }.AtLeast(1);
+        var rows = new Option<int>("--rows") { Description = "Rows scored per model.", DefaultValueFactory = _ => 100000 }.AtLeast(2);
+        var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var trainRows = new Option<int>("--train-rows") { Description = "Synthetic training images; each epoch goes over them once.", DefaultValueFactory = _ => 1024 }.AtLeast(1);
         var models = new Option<string>("--models") { Description = "cnn, vae, both, text (the character LSTM on a Gutenberg book, batch 32 and 60,000 characters by default; scoring is generation), or vision (the input-optimisation loop: --steps steps of deep dreaming on a 64x64 image with the random feature network).", DefaultValueFactory = _ => "both" };
         models.AcceptOnlyFromAmong("cnn", "vae", "both", "text", "vision");
-        var tolerance = new Option<double>("--tolerance") { Description = "The largest change from start to end, in %, that counts as flat.", DefaultValueFactory = _ => 5 };
+        var tolerance = new Option<double>("--tolerance") { Description = "The largest change from start to end, in %, that counts as flat.", DefaultValueFactory = _ => 5 }.Positive();
         var command = new Command("memory", "Soak test: native and managed memory over long training and scoring runs of the CNN and the VAE, flat within 5 %?")
         {
             steps, rows, batch, trainRows, models, tolerance,
@@ -64,11 +64,8 @@ internal static class MemoryBenchmark
 
         public void Validate()
         {
-            if (Steps < 1) throw new ArgumentOutOfRangeException("--steps", Steps, "--steps must be at least 1.");
-            if (Rows < 2) throw new ArgumentOutOfRangeException("--rows", Rows, "--rows must be at least 2.");
-            if (BatchSize < 1) throw new ArgumentOutOfRangeException("--batch-size", BatchSize, "--batch-size must be at least 1.");
+            // Each value alone is checked while parsing; this is the check across two of them.
             if (TrainRows < BatchSize) throw new ArgumentOutOfRangeException("--train-rows", TrainRows, "--train-rows must hold at least one batch.");
-            if (Tolerance <= 0 || !double.IsFinite(Tolerance)) throw new ArgumentOutOfRangeException("--tolerance", Tolerance, "--tolerance must be a positive percentage.");
         }
     }
 

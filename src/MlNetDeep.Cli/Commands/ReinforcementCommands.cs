@@ -30,20 +30,21 @@ internal static class ReinforcementCommands
         var common = new CommonOptions();
         var agent = new Option<string>("--agent") { Description = "q (Q-learning), sarsa or dqn (deep Q-network).", DefaultValueFactory = _ => "q" };
         agent.AcceptOnlyFromAmong("q", "sarsa", "dqn");
-        var games = new Option<int>("--games") { Description = "Games to train (q, sarsa).", DefaultValueFactory = _ => 6000 };
-        var epochs = new Option<int>("--epochs") { Description = "dqn: epochs of the training loop (judged after each).", DefaultValueFactory = _ => 20 };
-        var updates = new Option<int>("--updates") { Description = "dqn: updates per epoch (one move played per update).", DefaultValueFactory = _ => 1000 };
-        var exploration = new Option<int>("--exploration-steps") { Description = "dqn: moves over which epsilon falls linearly to --min-epsilon.", DefaultValueFactory = _ => 10000 };
-        var learningRate = new Option<double>("--lr") { Description = "dqn: Adam's learning rate.", DefaultValueFactory = _ => 1e-3 };
-        var hidden = new Option<string>("--hidden") { Description = "dqn: hidden layer widths, comma-separated.", DefaultValueFactory = _ => "128,128" };
-        var targetEvery = new Option<int>("--target-every") { Description = "dqn: updates between copies of the target network.", DefaultValueFactory = _ => 500 };
-        var alpha = new Option<double>("--alpha") { Description = "Learning rate in (0, 1] (1 suits a deterministic game).", DefaultValueFactory = _ => 1.0 };
-        var gamma = new Option<double>("--gamma") { Description = "Discount in [0, 1].", DefaultValueFactory = _ => 0.9 };
-        var epsilon = new Option<double>("--epsilon") { Description = "Exploration at the first game, in [0, 1].", DefaultValueFactory = _ => 1.0 };
-        var decay = new Option<double>("--decay") { Description = "Epsilon is multiplied by this after each game.", DefaultValueFactory = _ => 0.9995 };
-        var minEpsilon = new Option<double>("--min-epsilon") { Description = "Lowest epsilon.", DefaultValueFactory = _ => 0.1 };
-        var slip = new Option<double>("--slip") { Description = "Chance that a flip fails (a slippery Flippers), in [0, 1).", DefaultValueFactory = _ => 0.0 };
-        var board = new Option<string>("--board") { Description = "The board whose game and move values are shown (nine 0/1 characters, row by row).", DefaultValueFactory = _ => "101000110" };
+        var games = new Option<int>("--games") { Description = "Games to train (q, sarsa).", DefaultValueFactory = _ => 6000 }.AtLeast(1);
+        var epochs = new Option<int>("--epochs") { Description = "dqn: epochs of the training loop (judged after each).", DefaultValueFactory = _ => 20 }.AtLeast(1);
+        var updates = new Option<int>("--updates") { Description = "dqn: updates per epoch (one move played per update).", DefaultValueFactory = _ => 1000 }.AtLeast(1);
+        var exploration = new Option<int>("--exploration-steps") { Description = "dqn: moves over which epsilon falls linearly to --min-epsilon.", DefaultValueFactory = _ => 10000 }.AtLeast(1);
+        var learningRate = new Option<double>("--lr") { Description = "dqn: Adam's learning rate.", DefaultValueFactory = _ => 1e-3 }.Positive();
+        var hidden = new Option<string>("--hidden") { Description = "dqn: hidden layer widths, comma-separated.", DefaultValueFactory = _ => "128,128" }.LayerWidths();
+        var targetEvery = new Option<int>("--target-every") { Description = "dqn: updates between copies of the target network.", DefaultValueFactory = _ => 500 }.AtLeast(1);
+        var alpha = new Option<double>("--alpha") { Description = "Learning rate in (0, 1] (1 suits a deterministic game).", DefaultValueFactory = _ => 1.0 }
+            .Check(a => a is > 0 and <= 1 ? null : $"--alpha must be in (0, 1], got {a}.");
+        var gamma = new Option<double>("--gamma") { Description = "Discount in [0, 1].", DefaultValueFactory = _ => 0.9 }.Between(0, 1);
+        var epsilon = new Option<double>("--epsilon") { Description = "Exploration at the first game, in [0, 1].", DefaultValueFactory = _ => 1.0 }.Between(0, 1);
+        var decay = new Option<double>("--decay") { Description = "Epsilon is multiplied by this after each game.", DefaultValueFactory = _ => 0.9995 }.Between(0, 1);
+        var minEpsilon = new Option<double>("--min-epsilon") { Description = "Lowest epsilon.", DefaultValueFactory = _ => 0.1 }.Between(0, 1);
+        var slip = new Option<double>("--slip") { Description = "Chance that a flip fails (a slippery Flippers), in [0, 1).", DefaultValueFactory = _ => 0.0 }.Fraction();
+        var board = new Option<string>("--board") { Description = "The board whose game and move values are shown (nine 0/1 characters, row by row).", DefaultValueFactory = _ => "101000110" }.ParsedBy<FormatException>(b => Flippers.Parse(b));
         var command = new Command("flippers", "Train Q-learning or SARSA on Flippers; judge the greedy policy on all 506 boards against the solver at checkpoints.")
         {
             agent, games, alpha, gamma, epsilon, decay, minEpsilon, slip, board, epochs, updates, exploration, learningRate, hidden, targetEvery,
@@ -58,9 +59,8 @@ internal static class ReinforcementCommands
                 {
                     Network = MlNetDeep.Networks.Networks.Mlp(widths), Optimizer = new MlNetDeep.Training.Adam(result.GetValue(learningRate)),
                     Discount = result.GetValue(gamma), Epsilon = result.GetValue(epsilon), MinEpsilon = result.GetValue(minEpsilon),
-                    ExplorationSteps = OptionChecks.AtLeast(result.GetValue(exploration), 1, "--exploration-steps"),
-                    Epochs = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), UpdatesPerEpoch = OptionChecks.AtLeast(result.GetValue(updates), 1, "--updates"),
-                    TargetUpdateInterval = OptionChecks.AtLeast(result.GetValue(targetEvery), 1, "--target-every"), Seed = result.GetValue(common.Seed),
+                    ExplorationSteps = result.GetValue(exploration), Epochs = result.GetValue(epochs), UpdatesPerEpoch = result.GetValue(updates),
+                    TargetUpdateInterval = result.GetValue(targetEvery), Seed = result.GetValue(common.Seed),
                 };
                 int start = Flippers.Parse(result.GetValue(board)!);
                 var device = MlNetDeep.Native.TorchRuntime.SelectDevice(common.CreateContext(result));
@@ -75,7 +75,7 @@ internal static class ReinforcementCommands
             int shown = Flippers.Parse(result.GetValue(board)!);
             var game = new Flippers(result.GetValue(slip));
             var learner = new TabularAgent(Flippers.Boards, Flippers.Tiles, options); // checks the options
-            return RunFlippers(learner, game, OptionChecks.AtLeast(result.GetValue(games), 1, "--games"), shown, common.OutputFolder(result));
+            return RunFlippers(learner, game, result.GetValue(games), shown, common.OutputFolder(result));
         });
         return command;
     }
@@ -203,15 +203,16 @@ internal static class ReinforcementCommands
     private static Command CliffCommand()
     {
         var common = new CommonOptions();
-        var episodes = new Option<int>("--episodes") { Description = "Episodes per agent.", DefaultValueFactory = _ => 500 };
-        var epsilon = new Option<double>("--epsilon") { Description = "Constant exploration.", DefaultValueFactory = _ => 0.1 };
-        var alpha = new Option<double>("--alpha") { Description = "Learning rate.", DefaultValueFactory = _ => 0.5 };
+        var episodes = new Option<int>("--episodes") { Description = "Episodes per agent.", DefaultValueFactory = _ => 500 }.AtLeast(1);
+        var epsilon = new Option<double>("--epsilon") { Description = "Constant exploration.", DefaultValueFactory = _ => 0.1 }.Between(0, 1);
+        var alpha = new Option<double>("--alpha") { Description = "Learning rate in (0, 1].", DefaultValueFactory = _ => 0.5 }
+            .Check(a => a is > 0 and <= 1 ? null : $"--alpha must be in (0, 1], got {a}.");
         var command = new Command("cliff", "Sutton and Barto's cliff walking: SARSA's safe path against Q-learning's edge path, returns per episode.") { episodes, epsilon, alpha };
         common.AddTo(command);
         command.SetAction(result =>
         {
             var cliff = new CliffWalking();
-            int n = OptionChecks.AtLeast(result.GetValue(episodes), 1, "--episodes");
+            int n = result.GetValue(episodes);
             var series = new List<Charts.Series>();
             foreach (var algorithm in new[] { TabularAlgorithm.Sarsa, TabularAlgorithm.QLearning })
             {
@@ -241,8 +242,8 @@ internal static class ReinforcementCommands
 
     private static Command PlayCommand()
     {
-        var model = new Option<string>("--model", "-m") { Description = "A policy saved by 'rl flippers'.", Required = true };
-        var board = new Option<string>("--board") { Description = "The start board: nine 0/1 characters, row by row.", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "A policy saved by 'rl flippers'.", Required = true }.ExistingFile(OptionChecks.ModelHelpName);
+        var board = new Option<string>("--board") { Description = "The start board: nine 0/1 characters, row by row.", Required = true }.ParsedBy<FormatException>(b => Flippers.Parse(b));
         var command = new Command("play", "Play a saved Flippers policy from a board, move by move.") { model, board };
         command.SetAction(result =>
         {

@@ -28,12 +28,12 @@ internal static class SequenceCommands
     {
         var common = new CommonOptions();
         var books = new Option<string>("--books") { Description = "Comma-separated Gutenberg books, one class each.", DefaultValueFactory = _ => "chesterton-brown,austen-emma,melville-moby_dick" };
-        var length = new Option<int>("--passage") { Description = "Characters per passage (cut at a word boundary).", DefaultValueFactory = _ => 250 };
-        var perBook = new Option<int>("--per-book") { Description = "Passages per book (the same for every book).", DefaultValueFactory = _ => 1200 };
+        var length = new Option<int>("--passage") { Description = "Characters per passage (cut at a word boundary).", DefaultValueFactory = _ => 250 }.AtLeast(20);
+        var perBook = new Option<int>("--per-book") { Description = "Passages per book (the same for every book).", DefaultValueFactory = _ => 1200 }.AtLeast(10);
         var encoder = new Option<string>("--encoder") { Description = "lstm, gru, rnn or conv.", DefaultValueFactory = _ => "lstm" };
         encoder.AcceptOnlyFromAmong("lstm", "gru", "rnn", "conv");
-        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs.", DefaultValueFactory = _ => 6 };
-        var maxLength = new Option<int>("--max-length") { Description = "Words read per passage.", DefaultValueFactory = _ => 64 };
+        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs.", DefaultValueFactory = _ => 6 }.AtLeast(1);
+        var maxLength = new Option<int>("--max-length") { Description = "Words read per passage.", DefaultValueFactory = _ => 64 }.AtLeast(1);
         var command = new Command("classify", "Which book is a passage from? A sequence classifier (LSTM or convolution over words) against FeaturizeText + SDCA.")
         {
             books, length, perBook, encoder, epochs, maxLength,
@@ -46,10 +46,9 @@ internal static class SequenceCommands
             var options = new SequenceClassifierOptions
             {
                 Encoder = result.GetValue(encoder) switch { "gru" => SequenceEncoderKind.Gru, "rnn" => SequenceEncoderKind.SimpleRnn, "conv" => SequenceEncoderKind.Convolution, _ => SequenceEncoderKind.Lstm },
-                Epochs = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), MaxLength = OptionChecks.AtLeast(result.GetValue(maxLength), 1, "--max-length"),
+                Epochs = result.GetValue(epochs), MaxLength = result.GetValue(maxLength),
             };
-            return RunClassify(common.CreateContext(result), names, OptionChecks.AtLeast(result.GetValue(length), 20, "--passage"),
-                OptionChecks.AtLeast(result.GetValue(perBook), 10, "--per-book"), options);
+            return RunClassify(common.CreateContext(result), names, result.GetValue(length), result.GetValue(perBook), options);
         });
         return command;
     }
@@ -103,12 +102,12 @@ internal static class SequenceCommands
     public static Command Forecast()
     {
         var common = new CommonOptions();
-        var csv = new Option<string?>("--csv") { Description = "A CSV file with a header; forecast its --column (default: a generated noisy seasonal series)." };
+        var csv = new Option<string?>("--csv") { Description = "A CSV file with a header; forecast its --column (default: a generated noisy seasonal series)." }.ExistingFile();
         var column = new Option<string?>("--column") { Description = "The CSV column to forecast." };
-        var length = new Option<int>("--length") { Description = "Length of the generated series.", DefaultValueFactory = _ => 2000 };
-        var period = new Option<int>("--period") { Description = "Season length of the generated series (and of the seasonal naive forecast).", DefaultValueFactory = _ => 24 };
-        var window = new Option<int>("--window") { Description = "Lags the models read.", DefaultValueFactory = _ => 48 };
-        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs of the LSTM.", DefaultValueFactory = _ => 30 };
+        var length = new Option<int>("--length") { Description = "Length of the generated series.", DefaultValueFactory = _ => 2000 }.AtLeast(100);
+        var period = new Option<int>("--period") { Description = "Season length of the generated series (and of the seasonal naive forecast).", DefaultValueFactory = _ => 24 }.AtLeast(2);
+        var window = new Option<int>("--window") { Description = "Lags the models read.", DefaultValueFactory = _ => 48 }.AtLeast(1);
+        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs of the LSTM.", DefaultValueFactory = _ => 30 }.AtLeast(1);
         var levels = new Option<bool>("--levels") { Description = "Feed every model the standardised levels instead of the changes from the last lag." };
         var command = new Command("forecast", "One-step forecasts: an LSTM against ML.NET's SDCA and FastTree on the same lags, and the seasonal naive forecast.")
         {
@@ -118,7 +117,7 @@ internal static class SequenceCommands
         command.SetAction(result =>
         {
             var ml = common.CreateContext(result);
-            int p = OptionChecks.AtLeast(result.GetValue(period), 2, "--period");
+            int p = result.GetValue(period);
             float[] series;
             string name;
             if (result.GetValue(csv) is { } file)
@@ -128,11 +127,10 @@ internal static class SequenceCommands
             }
             else
             {
-                series = TimeSeries.Seasonal(OptionChecks.AtLeast(result.GetValue(length), 100, "--length"), p, seed: result.GetValue(common.Seed));
+                series = TimeSeries.Seasonal(result.GetValue(length), p, seed: result.GetValue(common.Seed));
                 name = $"seasonal series (period {p}, trend, noise 1.0)";
             }
-            return RunForecast(ml, series, name, OptionChecks.AtLeast(result.GetValue(window), 1, "--window"), p,
-                OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"), !result.GetValue(levels), common.OutputFolder(result));
+            return RunForecast(ml, series, name, result.GetValue(window), p, result.GetValue(epochs), !result.GetValue(levels), common.OutputFolder(result));
         });
         return command;
     }

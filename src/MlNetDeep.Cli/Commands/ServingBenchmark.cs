@@ -19,9 +19,10 @@ internal static class ServingBenchmark
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "A saved MNIST model (input Pixels).", DefaultValueFactory = _ => Path.Combine("models", "mnist-cnn", "mnist-cnn.zip") };
-        var requests = new Option<int>("--requests") { Description = "Requests per setting.", DefaultValueFactory = _ => 2000 };
-        var clients = new Option<int[]>("--clients") { Description = "Concurrent client counts.", DefaultValueFactory = _ => [1, 8, 32], AllowMultipleArgumentsPerToken = true };
+        var model = new Option<string>("--model", "-m") { Description = "A saved MNIST model (input Pixels).", DefaultValueFactory = _ => Path.Combine("models", "mnist-cnn", "mnist-cnn.zip") }.ExistingFile(OptionChecks.ModelHelpName);
+        var requests = new Option<int>("--requests") { Description = "Requests per setting.", DefaultValueFactory = _ => 2000 }.AtLeast(1);
+        var clients = new Option<int[]>("--clients") { Description = "Concurrent client counts.", DefaultValueFactory = _ => [1, 8, 32], AllowMultipleArgumentsPerToken = true }
+            .Check(counts => counts.Length > 0 && counts.All(c => c >= 1) ? null : "--clients takes counts of at least 1.");
         var command = new Command("serve", "Load test of the scoring service on loopback: rows/s and p50/p99 latency at 1, 8 and 32 clients, with and without micro-batching.")
         {
             model, requests, clients,
@@ -30,9 +31,7 @@ internal static class ServingBenchmark
         {
             int n = result.GetValue(requests);
             var counts = result.GetValue(clients)!;
-            if (n < 1 || counts.Length == 0 || counts.Any(c => c < 1)) throw new ArgumentOutOfRangeException("--requests", "--requests and every --clients count must be at least 1.");
             var path = result.GetValue(model)!;
-            if (!File.Exists(path)) throw new FileNotFoundException($"The model file '{path}' does not exist (train one with `mlnetdeep train mnist`).", path);
             return await RunAsync(path, n, counts, cancellation);
         });
         return command;
@@ -41,9 +40,9 @@ internal static class ServingBenchmark
     private static async Task<int> RunAsync(string modelPath, int requests, int[] clientCounts, CancellationToken cancellation)
     {
         var ml = new MLContext(seed: 1);
+        var model = ml.Model.LoadDeep(modelPath, out _); // first: a file that is not a model fails before MNIST is read
         var test = ml.Data.LoadMnist(MnistSplit.Test, maxRows: 1000);
         var pixels = test.GetColumn<VBuffer<float>>("Pixels").Select(v => v.DenseValues().ToArray()).ToArray();
-        var model = ml.Model.LoadDeep(modelPath, out _);
         var expected = model.Transform(test).GetColumn<VBuffer<float>>("Score").Select(v => v.DenseValues().ToArray()).ToArray();
         var bodies = pixels.Select(p => Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { Pixels = p }))).ToArray();
         Console.WriteLine($"{modelPath}: {requests} one-row /predict requests per setting, MNIST test images; {Environment.ProcessorCount} cores; client and server in one process");

@@ -10,15 +10,16 @@ internal static class ServingCommands
 {
     public static Command Serve()
     {
-        var model = new Option<string>("--model", "-m") { Description = "A model saved with SaveDeep (e.g. out/mnist-cnn.zip).", Required = true };
-        var port = new Option<int>("--port", "-p") { Description = "TCP port.", DefaultValueFactory = _ => 5000 };
+        var model = new Option<string>("--model", "-m") { Description = "A model saved with SaveDeep (e.g. out/mnist-cnn.zip).", Required = true }.ExistingFile(OptionChecks.ModelHelpName);
+        var port = new Option<int>("--port", "-p") { Description = "TCP port (0: any free port).", DefaultValueFactory = _ => 5000 }.Between(0, 65535);
         var host = new Option<string>("--host") { Description = "Address to listen on (0.0.0.0 for every interface).", DefaultValueFactory = _ => "127.0.0.1" };
         var noBatching = new Option<bool>("--no-micro-batching") { Description = "Score each request on its own instead of gathering concurrent requests into one forward pass." };
-        var batchRows = new Option<int>("--micro-batch-rows") { Description = "Most rows per micro-batch.", DefaultValueFactory = _ => 256 };
-        var batchDelay = new Option<double>("--micro-batch-delay-ms") { Description = "Longest wait for a micro-batch to fill.", DefaultValueFactory = _ => 2 };
-        var maxRows = new Option<int>("--max-rows") { Description = "Most rows per /predict request.", DefaultValueFactory = _ => 10_000 };
-        var maxBody = new Option<long>("--max-body-mb") { Description = "Largest request body, in MiB.", DefaultValueFactory = _ => 16 };
-        var timeout = new Option<double>("--timeout") { Description = "Request timeout in seconds.", DefaultValueFactory = _ => 30 };
+        var batchRows = new Option<int>("--micro-batch-rows") { Description = "Most rows per micro-batch.", DefaultValueFactory = _ => 256 }.AtLeast(1);
+        var batchDelay = new Option<double>("--micro-batch-delay-ms") { Description = "Longest wait for a micro-batch to fill.", DefaultValueFactory = _ => 2 }.Between(0, 60_000);
+        var maxRows = new Option<int>("--max-rows") { Description = "Most rows per /predict request.", DefaultValueFactory = _ => 10_000 }.AtLeast(1);
+        var maxBody = new Option<long>("--max-body-mb") { Description = "Largest request body, in MiB.", DefaultValueFactory = _ => 16 }
+            .Check(mb => mb is >= 1 and <= 1L << 20 ? null : $"--max-body-mb must be 1 to {1L << 20}, got {mb}.");
+        var timeout = new Option<double>("--timeout") { Description = "Request timeout in seconds.", DefaultValueFactory = _ => 30 }.Between(0.001, 86_400);
         var jsonLogs = new Option<bool>("--json-logs") { Description = "Write logs as JSON lines (structured) instead of text." };
         var command = new Command("serve", "Serve a saved model over HTTP: POST /predict, POST /predict/batch, GET /health, GET /model.")
         {
@@ -27,7 +28,6 @@ internal static class ServingCommands
         command.SetAction(async (result, cancellation) =>
         {
             int p = result.GetValue(port);
-            if (p is < 0 or > 65535) throw new ArgumentOutOfRangeException("--port", p, "--port must be 0 to 65535.");
             var options = new ServingOptions
             {
                 ModelPath = result.GetValue(model)!,
@@ -38,7 +38,6 @@ internal static class ServingCommands
                 MaxRequestBodyBytes = result.GetValue(maxBody) << 20,
                 RequestTimeout = TimeSpan.FromSeconds(result.GetValue(timeout)),
             };
-            if (!File.Exists(options.ModelPath)) throw new FileNotFoundException($"The model file '{options.ModelPath}' does not exist.", options.ModelPath);
             bool json = result.GetValue(jsonLogs);
             await using var server = await ScoringServer.StartAsync(options, $"http://{result.GetValue(host)}:{p}", logging =>
             {
@@ -54,15 +53,13 @@ internal static class ServingCommands
 
     public static Command Score()
     {
-        var model = new Option<string>("--model", "-m") { Description = "A model saved with SaveDeep.", Required = true };
-        var input = new Option<string>("--input", "-i") { Description = "A CSV file (header row; a vector column as Name.0 .. Name.(n-1)) or a folder of images (one subfolder per class).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "A model saved with SaveDeep.", Required = true }.ExistingFile(OptionChecks.ModelHelpName);
+        var input = new Option<string>("--input", "-i") { Description = "A CSV file (header row; a vector column as Name.0 .. Name.(n-1)) or a folder of images (one subfolder per class).", Required = true }.ExistingPath();
         var output = new Option<string>("--output", "-o") { Description = "The CSV of predictions to write.", DefaultValueFactory = _ => "predictions.csv" };
         var command = new Command("score", "Score a CSV file or an image folder with a saved model into a CSV, streaming (inputs larger than memory are fine).") { model, input, output };
         command.SetAction(result =>
         {
             string m = result.GetValue(model)!, i = result.GetValue(input)!, o = result.GetValue(output)!;
-            if (!File.Exists(m)) throw new FileNotFoundException($"The model file '{m}' does not exist.", m);
-            if (!File.Exists(i) && !Directory.Exists(i)) throw new FileNotFoundException($"The input '{i}' does not exist.", i);
             var clock = Stopwatch.StartNew();
             long rows = 0;
             Spectre.Console.AnsiConsole.Status().Start($"Scoring {i} ...", context =>

@@ -19,17 +19,17 @@ internal static class TextBenchmark
     {
         var common = new CommonOptions();
         var corpus = new Option<string>("--corpus") { Description = "The Gutenberg book.", DefaultValueFactory = _ => Gutenberg.DefaultBook };
-        var chars = new Option<int?>("--chars") { Description = "Use only the first N characters (default: the whole book)." };
-        var epochs = new Option<int>("--epochs") { Description = "Epochs per run; the first is warm-up for the rates.", DefaultValueFactory = _ => 3 };
-        var batch = new Option<int>("--batch-size") { Description = "Windows per mini-batch.", DefaultValueFactory = _ => 128 };
+        var chars = new Option<int?>("--chars") { Description = "Use only the first N characters (default: the whole book)." }.AtLeast(1);
+        var epochs = new Option<int>("--epochs") { Description = "Epochs per run; the first is warm-up for the rates.", DefaultValueFactory = _ => 3 }.AtLeast(2);
+        var batch = new Option<int>("--batch-size") { Description = "Windows per mini-batch.", DefaultValueFactory = _ => 128 }.AtLeast(1);
         var python = new Option<string?>("--python") { Description = "Python with torch for (c); default: the first of python3, /usr/bin/python3 that imports torch." };
         var command = new Command("text", "Windows/s and held-out loss of the character LSTM: TextGenerator vs plain TorchSharp vs PyTorch on the same windows.")
         {
             corpus, chars, epochs, batch, python,
         };
         common.AddTo(command);
-        command.SetAction(result => Run(common.CreateContext(result), result.GetValue(corpus)!, OptionChecks.Count(result.GetValue(chars), "--chars"),
-            OptionChecks.AtLeast(result.GetValue(epochs), 2, "--epochs"), OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"), result.GetValue(python),
+        command.SetAction(result => Run(common.CreateContext(result), result.GetValue(corpus)!, result.GetValue(chars),
+            result.GetValue(epochs), result.GetValue(batch), result.GetValue(python),
             common.OutputFolder(result)));
         return command;
     }

@@ -27,29 +27,29 @@ internal static class TextCommands
     {
         var common = new CommonOptions();
         var corpus = new Option<string>("--corpus") { Description = $"Gutenberg books, comma-separated, joined in order: {string.Join(", ", Gutenberg.Books)}.", DefaultValueFactory = _ => Gutenberg.DefaultBook };
-        var file = new Option<string?>("--text") { Description = "A UTF-8 text file to train on instead of a book." };
+        var file = new Option<string?>("--text") { Description = "A UTF-8 text file to train on instead of a book." }.ExistingFile();
         var level = new Option<string>("--level") { Description = "char or word.", DefaultValueFactory = _ => "char" };
         level.AcceptOnlyFromAmong("char", "word");
         var cell = new Option<string>("--cell") { Description = "lstm, gru or rnn.", DefaultValueFactory = _ => "lstm" };
         cell.AcceptOnlyFromAmong("lstm", "gru", "rnn");
-        var layers = new Option<int>("--layers") { Description = "Recurrent layers.", DefaultValueFactory = _ => 2 };
-        var units = new Option<int>("--units") { Description = "Units per recurrent layer.", DefaultValueFactory = _ => 128 };
-        var window = new Option<int>("--window") { Description = "Tokens of context per window.", DefaultValueFactory = _ => 40 };
-        var stride = new Option<int?>("--stride") { Description = "Tokens between training windows (default 3 for characters, 1 for words)." };
+        var layers = new Option<int>("--layers") { Description = "Recurrent layers.", DefaultValueFactory = _ => 2 }.AtLeast(1);
+        var units = new Option<int>("--units") { Description = "Units per recurrent layer.", DefaultValueFactory = _ => 128 }.AtLeast(1);
+        var window = new Option<int>("--window") { Description = "Tokens of context per window.", DefaultValueFactory = _ => 40 }.AtLeast(1);
+        var stride = new Option<int?>("--stride") { Description = "Tokens between training windows (default 3 for characters, 1 for words)." }.AtLeast(1);
         var targets = new Option<string>("--targets") { Description = "next (the token after each window, the course's model) or every (the next token at every step).", DefaultValueFactory = _ => "next" };
         targets.AcceptOnlyFromAmong("next", "every");
-        var embedding = new Option<int?>("--embedding") { Description = "Embedding size (default 32 for characters, 128 for words)." };
-        var vocabulary = new Option<int?>("--max-vocab") { Description = "Vocabulary limit, the unknown token included (default 256 characters, 10,000 words)." };
-        var dropout = new Option<double>("--dropout") { Description = "Dropout between recurrent layers.", DefaultValueFactory = _ => 0.0 };
-        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs.", DefaultValueFactory = _ => 10 };
-        var batch = new Option<int>("--batch-size", "-b") { Description = "Windows per mini-batch.", DefaultValueFactory = _ => 128 };
-        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 2e-3 };
-        var patience = new Option<int>("--patience") { Description = "Stop when the held-out loss has not improved for N epochs and keep the best epoch's weights (0: train every epoch, keep the last).", DefaultValueFactory = _ => 3 };
+        var embedding = new Option<int?>("--embedding") { Description = "Embedding size (default 32 for characters, 128 for words)." }.AtLeast(1);
+        var vocabulary = new Option<int?>("--max-vocab") { Description = "Vocabulary limit, the unknown token included (default 256 characters, 10,000 words)." }.AtLeast(2);
+        var dropout = new Option<double>("--dropout") { Description = "Dropout between recurrent layers.", DefaultValueFactory = _ => 0.0 }.Fraction();
+        var epochs = new Option<int>("--epochs", "-e") { Description = "Epochs.", DefaultValueFactory = _ => 10 }.AtLeast(1);
+        var batch = new Option<int>("--batch-size", "-b") { Description = "Windows per mini-batch.", DefaultValueFactory = _ => 128 }.AtLeast(1);
+        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 2e-3 }.Positive();
+        var patience = new Option<int>("--patience") { Description = "Stop when the held-out loss has not improved for N epochs and keep the best epoch's weights (0: train every epoch, keep the last).", DefaultValueFactory = _ => 3 }.AtLeast(0);
         var cosine = new Option<bool>("--cosine") { Description = "Anneal the learning rate to 0 over the epochs (cosine)." };
-        var validation = new Option<double>("--validation") { Description = "Share of the text, at its end, held out.", DefaultValueFactory = _ => 0.1 };
+        var validation = new Option<double>("--validation") { Description = "Share of the text, at its end, held out.", DefaultValueFactory = _ => 0.1 }.Fraction();
         var prompt = new Option<string?>("--prompt") { Description = "Prompt of the per-epoch samples (default: the start of the held-out text)." };
-        var sampleLength = new Option<int>("--sample-length") { Description = "Tokens generated per sample.", DefaultValueFactory = _ => 300 };
-        var maxChars = new Option<int?>("--max-chars") { Description = "Use only the first N characters of the text (quick runs)." };
+        var sampleLength = new Option<int>("--sample-length") { Description = "Tokens generated per sample.", DefaultValueFactory = _ => 300 }.AtLeast(1);
+        var maxChars = new Option<int?>("--max-chars") { Description = "Use only the first N characters of the text (quick runs)." }.AtLeast(1);
         var command = new Command("train", "Train a language model; samples at temperatures 0.2, 0.5, 1.0 after every epoch, curves, model.")
         {
             corpus, file, level, cell, layers, units, window, stride, targets, embedding, vocabulary, dropout, epochs, batch, rate, cosine, patience, validation, prompt, sampleLength, maxChars,
@@ -62,22 +62,21 @@ internal static class TextCommands
             {
                 Level = words ? TextLevel.Word : TextLevel.Character,
                 Cell = result.GetValue(cell) switch { "gru" => RecurrentKind.Gru, "rnn" => RecurrentKind.SimpleRnn, _ => RecurrentKind.Lstm },
-                Layers = OptionChecks.AtLeast(result.GetValue(layers), 1, "--layers"),
-                Units = OptionChecks.AtLeast(result.GetValue(units), 1, "--units"),
-                WindowLength = OptionChecks.AtLeast(result.GetValue(window), 1, "--window"),
-                Stride = OptionChecks.AtLeast(result.GetValue(stride) ?? (words ? 1 : 3), 1, "--stride"),
+                Layers = result.GetValue(layers),
+                Units = result.GetValue(units),
+                WindowLength = result.GetValue(window),
+                Stride = result.GetValue(stride) ?? (words ? 1 : 3),
                 Targets = result.GetValue(targets) == "every" ? PredictionTargets.EveryStep : PredictionTargets.NextToken,
-                EmbeddingSize = OptionChecks.Count(result.GetValue(embedding), "--embedding"),
-                MaxVocabulary = result.GetValue(vocabulary) is { } v ? OptionChecks.AtLeast(v, 2, "--max-vocab") : null,
-                Dropout = OptionChecks.Fraction(result.GetValue(dropout), "--dropout"),
-                Epochs = OptionChecks.AtLeast(result.GetValue(epochs), 1, "--epochs"),
-                BatchSize = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"),
-                Optimizer = new Adam(OptionChecks.Positive(result.GetValue(rate), "--learning-rate")),
-                ValidationFraction = OptionChecks.Fraction(result.GetValue(validation), "--validation"),
+                EmbeddingSize = result.GetValue(embedding),
+                MaxVocabulary = result.GetValue(vocabulary),
+                Dropout = result.GetValue(dropout),
+                Epochs = result.GetValue(epochs),
+                BatchSize = result.GetValue(batch),
+                Optimizer = new Adam(result.GetValue(rate)),
+                ValidationFraction = result.GetValue(validation),
                 LearningRateSchedule = result.GetValue(cosine) ? new CosineAnnealing() : null,
             };
             int stopAfter = result.GetValue(patience);
-            if (stopAfter < 0) throw new ArgumentOutOfRangeException("--patience", stopAfter, "--patience must be 0 or more.");
             if (stopAfter > 0 && options.ValidationFraction > 0) options.EarlyStopping = new EarlyStopping(Patience: stopAfter);
             _ = new TextGeneratorEstimator(new MLContext(), options); // options are checked before any text is read
             var source = result.GetValue(file) is { } path ? path : null;
@@ -85,9 +84,9 @@ internal static class TextCommands
             if (source is null && books.Length == 0) throw new ArgumentException("--corpus names no book.");
             string name = source is null ? string.Join("+", books) : Path.GetFileNameWithoutExtension(source);
             string body = source is null ? string.Join("\n", books.Select(b => Gutenberg.ReadBook(b))) : TextCorpus.ReadFile(source);
-            if (OptionChecks.Count(result.GetValue(maxChars), "--max-chars") is { } max && max < body.Length) body = body[..max];
+            if (result.GetValue(maxChars) is { } max && max < body.Length) body = body[..max];
             return Run(common.CreateContext(result), options, body, $"text-{(words ? "word" : "char")}-{name}", common.OutputFolder(result),
-                result.GetValue(prompt), OptionChecks.AtLeast(result.GetValue(sampleLength), 1, "--sample-length"));
+                result.GetValue(prompt), result.GetValue(sampleLength));
         });
         return command;
     }
@@ -147,11 +146,11 @@ internal static class TextCommands
 
     private static Command Generate()
     {
-        var model = new Option<string>("--model", "-m") { Description = "A model saved by 'text train'.", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "A model saved by 'text train'.", Required = true }.ExistingFile(OptionChecks.ModelHelpName);
         var prompt = new Option<string>("--prompt", "-p") { Description = "The text to continue.", Required = true };
-        var length = new Option<int>("--length", "-n") { Description = "Tokens to generate.", DefaultValueFactory = _ => 400 };
-        var temperature = new Option<double>("--temperature", "-t") { Description = "Sampling temperature (> 0).", DefaultValueFactory = _ => 0.5 };
-        var topK = new Option<int>("--top-k") { Description = "Draw among the K most likely tokens only (0: all).", DefaultValueFactory = _ => 0 };
+        var length = new Option<int>("--length", "-n") { Description = "Tokens to generate.", DefaultValueFactory = _ => 400 }.AtLeast(1);
+        var temperature = new Option<double>("--temperature", "-t") { Description = "Sampling temperature (> 0).", DefaultValueFactory = _ => 0.5 }.Positive();
+        var topK = new Option<int>("--top-k") { Description = "Draw among the K most likely tokens only (0: all).", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var greedy = new Option<bool>("--greedy") { Description = "Always take the most likely token." };
         var seed = new Option<int>("--seed") { Description = "Random seed of the draws.", DefaultValueFactory = _ => 1 };
         var command = new Command("generate", "Continue a prompt with a saved language model.") { model, prompt, length, temperature, topK, greedy, seed };
@@ -161,7 +160,7 @@ internal static class TextCommands
             using var loaded = (IDisposable)ml.Model.LoadDeep(result.GetValue(model)!, out _);
             var generator = Find((ITransformer)loaded) ?? throw new InvalidDataException($"{result.GetValue(model)} holds no text generator.");
             var sampling = new Sampling(result.GetValue(temperature), result.GetValue(topK), result.GetValue(greedy));
-            var text = generator.Generate(result.GetValue(prompt)!, OptionChecks.AtLeast(result.GetValue(length), 1, "--length"), sampling, result.GetValue(seed));
+            var text = generator.Generate(result.GetValue(prompt)!, result.GetValue(length), sampling, result.GetValue(seed));
             Console.WriteLine(result.GetValue(prompt) + (generator.Vocabulary.Level == TextLevel.Word ? " " : "") + text);
             return 0;
         });

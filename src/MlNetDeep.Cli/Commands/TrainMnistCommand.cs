@@ -17,14 +17,14 @@ internal static class TrainMnistCommand
         var common = new CommonOptions();
         var model = new Option<string>("--model", "-m") { Description = "cnn (Keras' MNIST CNN) or mlp (512 ReLU + dropout).", DefaultValueFactory = _ => "cnn" };
         model.AcceptOnlyFromAmong("cnn", "mlp");
-        var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs (default: 12 for cnn, 20 for mlp)." };
-        var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 128 };
-        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
-        var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." };
+        var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs (default: 12 for cnn, 20 for mlp)." }.AtLeast(1);
+        var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 128 }.AtLeast(1);
+        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 }.Positive();
+        var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." }.AtLeast(1);
         var adversarial = new Option<string>("--adversarial") { Description = "Adversarial training: none, fgsm (from a random start) or pgd.", DefaultValueFactory = _ => "none" };
         adversarial.AcceptOnlyFromAmong("none", "fgsm", "pgd");
         var adversarialEpsilon = new Option<double>("--adversarial-epsilon") { Description = "Epsilon of the training attack (pixels in [0, 1]).", DefaultValueFactory = _ => 0.1 };
-        var adversarialSteps = new Option<int>("--adversarial-steps") { Description = "PGD steps of the training attack.", DefaultValueFactory = _ => 7 };
+        var adversarialSteps = new Option<int>("--adversarial-steps") { Description = "PGD steps of the training attack.", DefaultValueFactory = _ => 7 }.AtLeast(1);
         var adversarialFraction = new Option<double>("--adversarial-fraction") { Description = "Share of each batch replaced by adversarial images, in (0, 1].", DefaultValueFactory = _ => 0.5 };
         var command = new Command("mnist", "Train the MNIST CNN or MLP and evaluate it on MNIST's 10,000 test images (fetches MNIST on first use).")
         {
@@ -40,18 +40,18 @@ internal static class TrainMnistCommand
                 FeatureColumnName = "Pixels",
                 InputShape = cnn ? [1, 28, 28] : null,
                 Network = cnn ? Networks.Networks.KerasMnistCnn : Networks.Networks.MnistMlp,
-                Epochs = OptionChecks.AtLeast(result.GetValue(epochs) ?? (cnn ? 12 : 20), 1, "--epochs"),
-                BatchSize = OptionChecks.AtLeast(result.GetValue(batch), 1, "--batch-size"),
-                Optimizer = new Adam(OptionChecks.Positive(result.GetValue(rate), "--learning-rate")),
+                Epochs = result.GetValue(epochs) ?? (cnn ? 12 : 20),
+                BatchSize = result.GetValue(batch),
+                Optimizer = new Adam(result.GetValue(rate)),
                 AdversarialTraining = result.GetValue(adversarial) switch
                 {
                     "fgsm" => new AdversarialTraining(Vision.Attack.Fgsm(result.GetValue(adversarialEpsilon), randomStart: true), result.GetValue(adversarialFraction)),
-                    "pgd" => new AdversarialTraining(Vision.Attack.Pgd(result.GetValue(adversarialEpsilon), OptionChecks.AtLeast(result.GetValue(adversarialSteps), 1, "--adversarial-steps")),
+                    "pgd" => new AdversarialTraining(Vision.Attack.Pgd(result.GetValue(adversarialEpsilon), result.GetValue(adversarialSteps)),
                         result.GetValue(adversarialFraction)),
                     _ => null,
                 },
             };
-            int? trainRows = OptionChecks.Count(result.GetValue(rows), "--train-rows");
+            int? trainRows = result.GetValue(rows);
             // The trainer's own checks, before MNIST is loaded (or downloaded).
             _ = new NeuralNetworkClassifier(new MLContext(), options);
             string name = $"mnist-{kind}" + (options.AdversarialTraining is null ? "" : $"-{result.GetValue(adversarial)}");

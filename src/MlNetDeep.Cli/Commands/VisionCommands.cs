@@ -31,8 +31,8 @@ internal static class VisionCommands
     /// <summary>Where the features of dreaming and style transfer come from: a saved model, an ONNX file, or random weights.</summary>
     private sealed class FeatureSource
     {
-        public Option<string?> Model { get; } = new("--model", "-m") { Description = "A classifier saved with SaveDeep: its convolutional layers are the features." };
-        public Option<string?> Onnx { get; } = new("--onnx") { Description = "An ONNX vision model (e.g. VGG16 from the ONNX model zoo), imported into a network spec." };
+        public Option<string?> Model { get; } = new Option<string?>("--model", "-m") { Description = "A classifier saved with SaveDeep: its convolutional layers are the features." }.ExistingFile(OptionChecks.ModelHelpName);
+        public Option<string?> Onnx { get; } = new Option<string?>("--onnx") { Description = "An ONNX vision model (e.g. VGG16 from the ONNX model zoo), imported into a network spec." }.ExistingFile();
         public Option<bool> Random { get; } = new("--random") { Description = "A multi-scale convolutional network with random weights (the default)." };
 
         public void AddTo(Command command)
@@ -77,13 +77,13 @@ internal static class VisionCommands
     {
         var common = new CommonOptions();
         var source = new FeatureSource();
-        var image = new Option<string>("--image") { Description = "The image to dream on (PNG, JPEG, ...).", Required = true };
+        var image = new Option<string>("--image") { Description = "The image to dream on (PNG, JPEG, ...).", Required = true }.ExistingFile();
         var layer = new Option<string>("--layer") { Description = "The layer whose activations are amplified (a name such as conv2d_4, or a position).", Required = true };
-        var size = new Option<int>("--size") { Description = "Longer side of the image, in pixels.", DefaultValueFactory = _ => 256 };
-        var octaves = new Option<int>("--octaves") { Description = "Scales, 1.4 apart, ending at full size.", DefaultValueFactory = _ => 4 };
-        var steps = new Option<int>("--steps") { Description = "Steps per octave.", DefaultValueFactory = _ => 20 };
-        var jitter = new Option<int>("--jitter") { Description = "Random shift per step, in pixels.", DefaultValueFactory = _ => 2 };
-        var rate = new Option<double>("--lr") { Description = "Step size on the pixels (normalised gradient ascent).", DefaultValueFactory = _ => 0.005 };
+        var size = new Option<int>("--size") { Description = "Longer side of the image, in pixels.", DefaultValueFactory = _ => 256 }.AtLeast(4);
+        var octaves = new Option<int>("--octaves") { Description = "Scales, 1.4 apart, ending at full size.", DefaultValueFactory = _ => 4 }.AtLeast(1);
+        var steps = new Option<int>("--steps") { Description = "Steps per octave.", DefaultValueFactory = _ => 20 }.AtLeast(1);
+        var jitter = new Option<int>("--jitter") { Description = "Random shift per step, in pixels.", DefaultValueFactory = _ => 2 }.AtLeast(0);
+        var rate = new Option<double>("--lr") { Description = "Step size on the pixels (normalised gradient ascent).", DefaultValueFactory = _ => 0.005 }.Positive();
         var command = new Command("dream", "Deep dreaming: amplify what a layer sees in an image, over octaves with jitter.") { image, layer, size, octaves, steps, jitter, rate };
         source.AddTo(command);
         common.AddTo(command);
@@ -92,7 +92,7 @@ internal static class VisionCommands
             var ml = common.CreateContext(result);
             var output = common.OutputFolder(result);
             using var network = source.Open(result, ml, result.GetValue(common.Seed));
-            var picture = VisionImage.Read(ml, result.GetValue(image)!, OptionChecks.AtLeast(result.GetValue(size), 4, "--size"), grayscale: network.InputChannels == 1);
+            var picture = VisionImage.Read(ml, result.GetValue(image)!, result.GetValue(size), grayscale: network.InputChannels == 1);
             var options = new InputOptimizationOptions
             {
                 Octaves = result.GetValue(octaves), Steps = result.GetValue(steps), Jitter = result.GetValue(jitter), LearningRate = result.GetValue(rate), Seed = result.GetValue(common.Seed),
@@ -114,16 +114,16 @@ internal static class VisionCommands
     {
         var common = new CommonOptions();
         var source = new FeatureSource();
-        var content = new Option<string>("--content") { Description = "The content image.", Required = true };
-        var style = new Option<string>("--style") { Description = "The style image.", Required = true };
-        var size = new Option<int>("--size") { Description = "Longer side of both images, in pixels.", DefaultValueFactory = _ => 256 };
-        var steps = new Option<int>("--steps") { Description = "Adam steps on the pixels.", DefaultValueFactory = _ => 300 };
-        var rate = new Option<double>("--lr") { Description = "Step size on the pixels.", DefaultValueFactory = _ => 0.02 };
+        var content = new Option<string>("--content") { Description = "The content image.", Required = true }.ExistingFile();
+        var style = new Option<string>("--style") { Description = "The style image.", Required = true }.ExistingFile();
+        var size = new Option<int>("--size") { Description = "Longer side of both images, in pixels.", DefaultValueFactory = _ => 256 }.AtLeast(4);
+        var steps = new Option<int>("--steps") { Description = "Adam steps on the pixels.", DefaultValueFactory = _ => 300 }.AtLeast(1);
+        var rate = new Option<double>("--lr") { Description = "Step size on the pixels.", DefaultValueFactory = _ => 0.02 }.Positive();
         var contentLayer = new Option<string?>("--content-layer") { Description = "Content layer (default: the third convolution)." };
         var styleLayers = new Option<string?>("--style-layers") { Description = "Style layers, comma-separated (default: every convolution)." };
-        var styleWeight = new Option<double>("--style-weight") { Description = "Weight of the style loss.", DefaultValueFactory = _ => 1e4 };
-        var contentWeight = new Option<double>("--content-weight") { Description = "Weight of the content loss.", DefaultValueFactory = _ => 1 };
-        var tv = new Option<double>("--tv-weight") { Description = "Weight of the total-variation loss.", DefaultValueFactory = _ => 1 };
+        var styleWeight = new Option<double>("--style-weight") { Description = "Weight of the style loss.", DefaultValueFactory = _ => 1e4 }.NonNegative();
+        var contentWeight = new Option<double>("--content-weight") { Description = "Weight of the content loss.", DefaultValueFactory = _ => 1 }.NonNegative();
+        var tv = new Option<double>("--tv-weight") { Description = "Weight of the total-variation loss.", DefaultValueFactory = _ => 1 }.NonNegative();
         var command = new Command("style", "Style transfer (Gatys et al.): the content image repainted with the style image's Gram matrices.")
         {
             content, style, size, steps, rate, contentLayer, styleLayers, styleWeight, contentWeight, tv,
@@ -135,7 +135,7 @@ internal static class VisionCommands
             var ml = common.CreateContext(result);
             var output = common.OutputFolder(result);
             using var network = source.Open(result, ml, result.GetValue(common.Seed));
-            int side = OptionChecks.AtLeast(result.GetValue(size), 4, "--size");
+            int side = result.GetValue(size);
             var contentImage = VisionImage.Read(ml, result.GetValue(content)!, side, grayscale: network.InputChannels == 1);
             var styleImage = VisionImage.Read(ml, result.GetValue(style)!, side, grayscale: network.InputChannels == 1);
             var options = new StyleTransferOptions
@@ -158,7 +158,8 @@ internal static class VisionCommands
         return command;
     }
 
-    private static Option<string> ModelOption() => new("--model", "-m") { Description = "A classifier saved with SaveDeep (e.g. by 'train mnist').", Required = true };
+    private static Option<string> ModelOption() =>
+        new Option<string>("--model", "-m") { Description = "A classifier saved with SaveDeep (e.g. by 'train mnist').", Required = true }.ExistingFile(OptionChecks.ModelHelpName);
 
     /// <summary>The classifier stage of a saved pipeline (its other stages are not needed: the tools read its feature column).</summary>
     private static (IDisposable Owner, NeuralNetworkClassificationTransformer Model) LoadClassifier(MLContext ml, string path)
@@ -201,13 +202,14 @@ internal static class VisionCommands
     {
         var common = new CommonOptions();
         var model = ModelOption();
-        var epsilons = new Option<string>("--epsilons") { Description = "FGSM epsilons (pixels in [0, 1]).", DefaultValueFactory = _ => "0,0.05,0.1,0.15,0.2,0.25,0.3" };
-        var rows = new Option<int>("--rows") { Description = "MNIST test images attacked with FGSM.", DefaultValueFactory = _ => 10_000 };
-        var pgdEpsilon = new Option<double>("--pgd-epsilon") { Description = "PGD epsilon.", DefaultValueFactory = _ => 0.3 };
-        var pgdSteps = new Option<int>("--pgd-steps") { Description = "PGD steps (0: no PGD).", DefaultValueFactory = _ => 40 };
-        var pgdStep = new Option<double>("--pgd-step-size") { Description = "PGD step size.", DefaultValueFactory = _ => 0.01 };
-        var pgdRows = new Option<int>("--pgd-rows") { Description = "MNIST test images attacked with PGD.", DefaultValueFactory = _ => 10_000 };
-        var compare = new Option<string?>("--compare") { Description = "A second saved classifier (e.g. adversarially trained) whose FGSM curve is drawn beside the first." };
+        var epsilons = new Option<string>("--epsilons") { Description = "FGSM epsilons (pixels in [0, 1]).", DefaultValueFactory = _ => "0,0.05,0.1,0.15,0.2,0.25,0.3" }
+            .Check(text => { try { Numbers(text, "--epsilons"); return null; } catch (ArgumentException ex) { return ex.Message.Replace(" (Parameter '--epsilons')", ""); } });
+        var rows = new Option<int>("--rows") { Description = "MNIST test images attacked with FGSM.", DefaultValueFactory = _ => 10_000 }.AtLeast(1);
+        var pgdEpsilon = new Option<double>("--pgd-epsilon") { Description = "PGD epsilon.", DefaultValueFactory = _ => 0.3 }.NonNegative();
+        var pgdSteps = new Option<int>("--pgd-steps") { Description = "PGD steps (0: no PGD).", DefaultValueFactory = _ => 40 }.AtLeast(0);
+        var pgdStep = new Option<double>("--pgd-step-size") { Description = "PGD step size.", DefaultValueFactory = _ => 0.01 }.Positive();
+        var pgdRows = new Option<int>("--pgd-rows") { Description = "MNIST test images attacked with PGD.", DefaultValueFactory = _ => 10_000 }.AtLeast(1);
+        var compare = new Option<string?>("--compare") { Description = "A second saved classifier (e.g. adversarially trained) whose FGSM curve is drawn beside the first." }.ExistingFile(OptionChecks.ModelHelpName);
         var command = new Command("adversarial", "Accuracy of a saved MNIST classifier under FGSM at each epsilon and under PGD; example images.")
         {
             model, epsilons, rows, pgdEpsilon, pgdSteps, pgdStep, pgdRows, compare,
@@ -216,9 +218,8 @@ internal static class VisionCommands
         command.SetAction(result =>
         {
             var eps = Numbers(result.GetValue(epsilons)!, "--epsilons");
-            int n = OptionChecks.AtLeast(result.GetValue(rows), 1, "--rows"), steps = OptionChecks.AtLeast(result.GetValue(pgdSteps), 0, "--pgd-steps");
-            int pgdN = OptionChecks.AtLeast(result.GetValue(pgdRows), 1, "--pgd-rows");
-            var pgd = steps == 0 ? null : Attack.Pgd(result.GetValue(pgdEpsilon), steps, OptionChecks.Positive(result.GetValue(pgdStep), "--pgd-step-size"));
+            int n = result.GetValue(rows), steps = result.GetValue(pgdSteps), pgdN = result.GetValue(pgdRows);
+            var pgd = steps == 0 ? null : Attack.Pgd(result.GetValue(pgdEpsilon), steps, result.GetValue(pgdStep));
             var output = common.OutputFolder(result);
             var ml = common.CreateContext(result);
             var (owner, classifier) = LoadClassifier(ml, result.GetValue(model)!);
@@ -293,7 +294,7 @@ internal static class VisionCommands
         var common = new CommonOptions();
         var model = ModelOption();
         var layer = new Option<string?>("--layer") { Description = "A layer name (e.g. conv2d_0) or position; default: every convolution and pooling layer." };
-        var index = new Option<int>("--image") { Description = "Which MNIST test image (0-based).", DefaultValueFactory = _ => 0 };
+        var index = new Option<int>("--image") { Description = "Which MNIST test image (0-based).", DefaultValueFactory = _ => 0 }.Between(0, 9_999);
         var command = new Command("featuremaps", "Draw the feature maps of one MNIST test image at each convolutional layer of a saved classifier.") { model, layer, index };
         common.AddTo(command);
         command.SetAction(result =>
@@ -304,7 +305,7 @@ internal static class VisionCommands
             using (owner)
             {
                 CheckMnistShape(classifier);
-                int which = OptionChecks.AtLeast(result.GetValue(index), 0, "--image");
+                int which = result.GetValue(index);
                 var (images, digits) = TestImages(which + 1);
                 var names = result.GetValue(layer) is { } chosen
                     ? [classifier.LayerNames()[NetworkInspection.LayerIndex(classifier.Network, chosen)]]
@@ -332,14 +333,14 @@ internal static class VisionCommands
     private static Command FiltersCommand()
     {
         var common = new CommonOptions();
-        var model = new Option<string?>("--model", "-m") { Description = "A classifier saved with SaveDeep (e.g. by 'train mnist')." };
-        var onnx = new Option<string?>("--onnx") { Description = "An ONNX vision model instead (e.g. VGG16 from the ONNX model zoo)." };
-        var size = new Option<int?>("--size") { Description = "Side of the images drawn (default: the model's input size)." };
-        var channels = new Option<int?>("--channels") { Description = "Draw the first N channels of each layer (default: all of a saved model's, 16 of an ONNX model's)." };
-        var steps = new Option<int>("--steps") { Description = "Gradient-ascent steps per octave.", DefaultValueFactory = _ => 64 };
-        var octaves = new Option<int>("--octaves") { Description = "Octaves of the gradient ascent.", DefaultValueFactory = _ => 2 };
-        var tv = new Option<double>("--tv-weight") { Description = "Total-variation weight (smoothness).", DefaultValueFactory = _ => 0.05 };
-        var lr = new Option<double>("--lr") { Description = "Step size on the pixels (a small one keeps the image near grey: the direction that excites the channel).", DefaultValueFactory = _ => 0.05 };
+        var model = new Option<string?>("--model", "-m") { Description = "A classifier saved with SaveDeep (e.g. by 'train mnist')." }.ExistingFile(OptionChecks.ModelHelpName);
+        var onnx = new Option<string?>("--onnx") { Description = "An ONNX vision model instead (e.g. VGG16 from the ONNX model zoo)." }.ExistingFile();
+        var size = new Option<int?>("--size") { Description = "Side of the images drawn (default: the model's input size)." }.AtLeast(1);
+        var channels = new Option<int?>("--channels") { Description = "Draw the first N channels of each layer (default: all of a saved model's, 16 of an ONNX model's)." }.AtLeast(1);
+        var steps = new Option<int>("--steps") { Description = "Gradient-ascent steps per octave.", DefaultValueFactory = _ => 64 }.AtLeast(1);
+        var octaves = new Option<int>("--octaves") { Description = "Octaves of the gradient ascent.", DefaultValueFactory = _ => 2 }.AtLeast(1);
+        var tv = new Option<double>("--tv-weight") { Description = "Total-variation weight (smoothness).", DefaultValueFactory = _ => 0.05 }.NonNegative();
+        var lr = new Option<double>("--lr") { Description = "Step size on the pixels (a small one keeps the image near grey: the direction that excites the channel).", DefaultValueFactory = _ => 0.05 }.Positive();
         var command = new Command("filters", "Draw the first convolutional layer's kernels, and for every convolutional layer the inputs that most excite its channels.")
         {
             model, onnx, size, channels, steps, octaves, tv, lr,
@@ -367,14 +368,14 @@ internal static class VisionCommands
                     title: $"{kernels.Layer}: {kernels.Images.Count} kernels{(kernels.Channels == 1 ? " (input channel 0)" : " (RGB)")}, each scaled to its own range", min: null, max: null);
                 Console.WriteLine($"{kernels.Layer}: {kernels.Images.Count} kernels of {kernels.Height}x{kernels.Width}: wrote {path}");
                 int height = result.GetValue(size) ?? inputShape[1], width = result.GetValue(size) ?? inputShape[2];
-                int? limit = OptionChecks.Count(result.GetValue(channels), "--channels") ?? (onnxPath is null ? null : 16);
+                int? limit = result.GetValue(channels) ?? (onnxPath is null ? null : 16);
                 foreach (var layer in features.LayerNames.Where((_, i) => features.Network.Layers[i] is Networks.Conv2D or Networks.Residual))
                 {
                     var clock = Stopwatch.StartNew();
                     var images = ConsoleProgress.RunFraction($"maximising {layer}", progress =>
                         Filters.Maximize(features, layer, limit is { } n ? Enumerable.Range(0, n).ToList() : null, height, width, new InputOptimizationOptions
                         {
-                            Steps = result.GetValue(steps), LearningRate = OptionChecks.Positive(result.GetValue(lr), "--lr"), Octaves = result.GetValue(octaves), Jitter = 1,
+                            Steps = result.GetValue(steps), LearningRate = result.GetValue(lr), Octaves = result.GetValue(octaves), Jitter = 1,
                             TotalVariationWeight = result.GetValue(tv), Seed = result.GetValue(common.Seed), Progress = progress,
                         }));
                     var grid = Path.Combine(output, $"filters-{layer}.png");
@@ -394,7 +395,7 @@ internal static class VisionCommands
     {
         var common = new CommonOptions();
         var model = ModelOption();
-        var count = new Option<int>("--count") { Description = "MNIST test images to explain.", DefaultValueFactory = _ => 8 };
+        var count = new Option<int>("--count") { Description = "MNIST test images to explain.", DefaultValueFactory = _ => 8 }.AtLeast(1);
         var command = new Command("saliency", "Saliency maps (gradient, and gradient x input) of the predicted class for MNIST test images.") { model, count };
         common.AddTo(command);
         command.SetAction(result =>
@@ -405,7 +406,7 @@ internal static class VisionCommands
             using (owner)
             {
                 CheckMnistShape(classifier);
-                var (images, _) = TestImages(OptionChecks.AtLeast(result.GetValue(count), 1, "--count"));
+                var (images, _) = TestImages(result.GetValue(count));
                 var predicted = classifier.PredictedClasses(images);
                 var gradient = classifier.Saliency(images, predicted, SaliencyKind.Gradient);
                 var times = classifier.Saliency(images, predicted, SaliencyKind.GradientTimesInput);

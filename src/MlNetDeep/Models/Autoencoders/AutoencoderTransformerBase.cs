@@ -88,7 +88,7 @@ public abstract class AutoencoderTransformerBase : DeepTransformer
                 using var noGrad = no_grad();
                 var flat = new float[n * width];
                 for (int i = 0; i < n; i++) rows[start + i].CopyTo(flat, i * width);
-                var x = tensor(flat, [n, .. shape.Select(d => (long)d)]).to(Device);
+                var x = InputTensor(flat, [n, .. shape.Select(d => (long)d)], Device);
                 var y = pass(x).reshape(n, -1).to(CPU).contiguous().data<float>().ToArray();
                 for (int i = 0; i < n; i++) result[start + i] = y.AsSpan(i * outputWidth, outputWidth).ToArray();
             }

@@ -174,7 +174,7 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
             var buffer = count < chunk ? new float[count * FeatureSize]
                 : _inputBuffer is { } b && b.Length == chunk * FeatureSize ? b : _inputBuffer = new float[chunk * FeatureSize];
             features.AsSpan(start * FeatureSize, count * FeatureSize).CopyTo(buffer);
-            var x = tensor(buffer, [count, .. shape]).to(Device);
+            var x = InputTensor(buffer, [count, .. shape], Device);
             var y = Forward(x).to(CPU).to(float32).contiguous();
             if (y.shape.Length != 2 || y.shape[0] != count || y.shape[1] != OutputWidth)
                 throw new InvalidOperationException($"The network produced [{string.Join(", ", y.shape)}], expected [{count}, {OutputWidth}].");
@@ -184,6 +184,19 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
         Native.NativeMemory.AfterScoringBatch(rows);
         return true;
     });
+
+    /// <summary>
+    /// A batch of inputs as a tensor on <paramref name="device"/> whose memory libtorch allocated. <c>tensor(array)</c> copies the
+    /// array into managed memory, aligned to 8 bytes wherever the garbage collector puts it, and the CPU's matrix products
+    /// of small batches (a few rows) round differently by their input's alignment: the same rows scored twice could differ
+    /// in their last bits. A copy that libtorch allocates is 64-byte aligned, so one batch always scores alike.
+    /// </summary>
+    private protected static Tensor InputTensor(float[] values, long[] shape, Device device)
+    {
+        var managed = tensor(values, shape);
+        if (device.type != DeviceType.CPU) return managed.to(device);
+        using (managed) return managed.clone();
+    }
 
     /// <summary>
     /// Rows per forward pass when scoring: <see cref="ScoringBatchSize"/>, except for a convolutional network on the CPU,

@@ -80,9 +80,15 @@ internal static class GanRecords
         .With("labelEmbeddingSize", labelEmbeddingSize)
         .With("outputColumn", outputColumn)
         .With("minibatchStdDev", gan.MinibatchStdDev)
+        .With("keptSpread", gan.KeepsSpread)
         .With("classShares", gan.ClassShares);
 
+    /// <summary>
+    /// The module a record describes. A minibatch-standard-deviation GAN saved before the module kept its training
+    /// batches' spread has no "keptSpread" setting (and no spread buffers in its weights): it loads and generates, and
+    /// its discriminator refuses to score with a message saying why.
+    /// </summary>
     public static GanModule BuildModule(TransformerRecord record, NetworkSpec generator, NetworkSpec discriminator) =>
         new(generator, discriminator, record.Get<int[]>("imageShape"), record.Get<int>("latentSize"), record.Get<int>("classes"), record.Get<int>("labelEmbeddingSize"),
-            record.GetOrDefault<bool>("minibatchStdDev"), record.GetOrDefault<double[]>("classShares"));
+            record.GetOrDefault<bool>("minibatchStdDev"), record.GetOrDefault<double[]>("classShares"), keepsSpread: record.GetOrDefault<bool>("keptSpread"));
 }

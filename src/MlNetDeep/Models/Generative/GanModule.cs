@@ -20,9 +20,25 @@ public sealed class GanModule : nn.Module
 
     public GanModule(NetworkSpec generatorSpec, NetworkSpec discriminatorSpec, int[] imageShape, int latentSize, int classes, int labelEmbeddingSize,
         bool minibatchStdDev = false, double[]? classShares = null)
+        : this(generatorSpec, discriminatorSpec, imageShape, latentSize, classes, labelEmbeddingSize, minibatchStdDev, classShares, keepsSpread: true)
+    {
+    }
+
+    /// <param name="keepsSpread">
+    /// Whether a minibatch-standard-deviation discriminator keeps the spread of its training batches (<see cref="KeepsSpread"/>):
+    /// false only for a model saved before it did, whose weights file lacks the two buffers.
+    /// </param>
+    internal GanModule(NetworkSpec generatorSpec, NetworkSpec discriminatorSpec, int[] imageShape, int latentSize, int classes, int labelEmbeddingSize,
+        bool minibatchStdDev, double[]? classShares, bool keepsSpread)
         : base("GenerativeAdversarialNetwork")
     {
         MinibatchStdDev = minibatchStdDev;
+        KeepsSpread = minibatchStdDev && keepsSpread;
+        if (KeepsSpread)
+        {
+            register_buffer(SpreadAverageName, zeros(1));
+            register_buffer(SpreadUpdatesName, zeros(1, int64));
+        }
         if (classShares is not null)
         {
             if (classes < 2 || classShares.Length != classes)
@@ -84,7 +100,7 @@ public sealed class GanModule : nn.Module
     private const string ClusterCentresName = "cluster_centres";
 
     /// <summary>The k-means centres buffer (looked up by name, so that it is the one a move to another device made).</summary>
-    private Tensor? ClusterCentres => SelfConditioned ? named_buffers(recurse: false).First(b => b.name == ClusterCentresName).buffer : null;
+    private Tensor? ClusterCentres => SelfConditioned ? Buffer(ClusterCentresName) : null;
 
     /// <summary>Sets the k-means centres [classes, pixels] (pixel values in [0, 1]) of a self-conditioned GAN, so that it can give any image its cluster.</summary>
     internal void SetClusterCentres(float[] centres)
@@ -132,8 +148,11 @@ public sealed class GanModule : nn.Module
     public Tensor GeneratePixels(Tensor noise, Tensor? labels) =>
         ((Generate(noise, labels) + 1) / 2).clamp(0, 1).reshape(noise.shape[0], -1);
 
-    /// <summary>The discriminator's logit [n] and last hidden features [n, f] for images [n, ...ImageShape] in [-1, 1].</summary>
-    public (Tensor Logits, Tensor Features) Discriminate(Tensor images, Tensor? labels)
+    /// <summary>
+    /// The discriminator's logit [n] and last hidden features [n, f] for images [n, ...ImageShape] in [-1, 1];
+    /// <paramref name="realImages"/> says that they are a batch of training images (whose spread the module keeps).
+    /// </summary>
+    internal (Tensor Logits, Tensor Features) Discriminate(Tensor images, Tensor? labels, bool realImages)
     {
         var input = images.reshape(_imageShape);
         if (Classes > 0)
@@ -143,8 +162,30 @@ public sealed class GanModule : nn.Module
         }
         var hidden = discriminatorFeatures.call(input);
         var features = hidden.flatten(1);
-        var headInput = MinibatchStdDev ? cat([features, BatchSpread(features)], 1) : hidden;
+        var headInput = MinibatchStdDev ? cat([features, Spread(features, realImages)], 1) : hidden;
         return (discriminatorHead.call(headInput).reshape(-1), features);
+    }
+
+    /// <summary>The discriminator's logit [n] and last hidden features [n, f] for images [n, ...ImageShape] in [-1, 1].</summary>
+    public (Tensor Logits, Tensor Features) Discriminate(Tensor images, Tensor? labels) => Discriminate(images, labels, realImages: false);
+
+    /// <summary>
+    /// The spread column joined to the features [n, f] of a minibatch-standard-deviation discriminator. In training, the
+    /// batch's own spread (and, for a batch of real images, an update of the kept average); in eval mode, the kept
+    /// average, so that an image's realness does not depend on the other images scored with it.
+    /// </summary>
+    private Tensor Spread(Tensor features, bool realImages)
+    {
+        if (training)
+        {
+            var spread = BatchSpread(features);
+            if (realImages && KeepsSpread) KeepSpread(spread);
+            return spread.expand(features.shape[0], 1);
+        }
+        if (!KeepsSpread)
+            throw new InvalidOperationException("This GAN's discriminator (minibatch standard deviation) was saved before it kept the spread of its training " +
+                "batches: its realness of an image would depend on the other images scored with it. Train it again to score images; generating works as before.");
+        return Buffer(SpreadAverageName).to(features.dtype).expand(features.shape[0], 1);
     }
 
     /// <summary>
@@ -152,11 +193,38 @@ public sealed class GanModule : nn.Module
     /// joined to every sample's features, lets the discriminator see a batch of near-identical samples, so that a
     /// collapsing generator is caught. One sample alone has a spread of 0.
     /// </summary>
-    private static Tensor BatchSpread(Tensor features)
+    private static Tensor BatchSpread(Tensor features) =>
+        features.shape[0] > 1 ? (features.var(0, unbiased: false) + 1e-8).sqrt().mean() : zeros([], features.dtype, features.device);
+
+    /// <summary>
+    /// One update of the kept spread with a real batch's: the plain mean of the first ten batches, then an exponential
+    /// moving average (momentum 0.1, as batch normalisation keeps its statistics) that follows the features as they train.
+    /// </summary>
+    private void KeepSpread(Tensor spread)
     {
-        var spread = features.shape[0] > 1 ? (features.var(0, unbiased: false) + 1e-8).sqrt().mean() : zeros([], features.dtype, features.device);
-        return spread.expand(features.shape[0], 1);
+        using var noGrad = no_grad();
+        var average = Buffer(SpreadAverageName);
+        var updates = Buffer(SpreadUpdatesName);
+        updates.add_(1);
+        using var weight = updates.to(average.dtype).reciprocal().clamp_min(SpreadMomentum);
+        using var step = (spread.detach().reshape(1).to(average.dtype) - average) * weight;
+        average.add_(step);
     }
+
+    private const double SpreadMomentum = 0.1;
+    private const string SpreadAverageName = "spread_average", SpreadUpdatesName = "spread_updates";
+
+    /// <summary>
+    /// Whether the discriminator keeps the spread of the real batches it trained on (minibatch standard deviation), which
+    /// it joins to every image's features in eval mode instead of the spread of the batch being scored.
+    /// </summary>
+    public bool KeepsSpread { get; }
+
+    /// <summary>The kept spread of the real training batches (minibatch standard deviation); null when none is kept.</summary>
+    public double? KeptSpread => KeepsSpread ? Buffer(SpreadAverageName).cpu().item<float>() : null;
+
+    /// <summary>A buffer of this module by name (the one a move to another device made).</summary>
+    private Tensor Buffer(string name) => named_buffers(recurse: false).First(b => b.name == name).buffer;
 
     private List<(Tensor Live, Tensor Average)>? _average;
     private long _averageUpdates;

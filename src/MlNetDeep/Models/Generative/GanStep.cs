@@ -75,7 +75,7 @@ internal sealed class GanStep : TrainingStep
     internal (Tensor Loss, Tensor RealLogits, Tensor FakeLogits, Tensor RealFeatures) TrainDiscriminator(Tensor real, Tensor fake, Tensor? labels, StepContext context)
     {
         _discriminatorOptimizer.zero_grad();
-        var (realLogits, realFeatures) = _gan.Discriminate(WithInstanceNoise(real, context), labels);
+        var (realLogits, realFeatures) = _gan.Discriminate(WithInstanceNoise(real, context), labels, realImages: true);
         var (fakeLogits, _) = _gan.Discriminate(WithInstanceNoise(fake.detach(), context), labels);
         var loss = DiscriminatorLoss(realLogits, fakeLogits);
         loss.backward();

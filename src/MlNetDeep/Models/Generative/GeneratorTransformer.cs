@@ -203,7 +203,7 @@ public sealed class GeneratorTransformer : DeepTransformer
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(imageColumnName);
         ArgumentException.ThrowIfNullOrWhiteSpace(outputColumnName);
-        var copy = new GanModule(Network, Discriminator, ImageShape, LatentSize, Classes, LabelEmbeddingSize, _gan.MinibatchStdDev, _gan.ClassShares?.ToArray());
+        var copy = new GanModule(Network, Discriminator, ImageShape, LatentSize, Classes, LabelEmbeddingSize, _gan.MinibatchStdDev, _gan.ClassShares?.ToArray(), _gan.KeepsSpread);
         try
         {
             WithModule(_ => CopyWeights(_gan, copy));
