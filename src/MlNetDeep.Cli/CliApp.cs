@@ -36,6 +36,7 @@ internal static class CliApp
         var train = new Command("train", "Train a model and evaluate it.");
         train.Subcommands.Add(TrainMnistCommand.Create());
         train.Subcommands.Add(ImageFolderCommands.Train());
+        train.Subcommands.Add(TransferCommands.Train());
         root.Subcommands.Add(train);
         root.Subcommands.Add(BenchmarkCommand.Create());
         root.Subcommands.Add(ExportOnnxCommand.Create());

@@ -31,18 +31,7 @@ public class TransferLearningTests(ITestOutputHelper output)
         return ml.Data.LoadFromEnumerable(rows);
     }
 
-    /// <summary>A small ResNet-style graph: a stem, two residual blocks (the second with a strided projection), pool, head.</summary>
-    private static NetworkSpec SmallResNet()
-    {
-        var x = GraphNode.Input();
-        var stem = x.Then(new Conv2D(8, 3, Padding: PaddingMode.Same)).Then(new BatchNorm()).Then(new Activation(ActivationKind.ReLU));
-        var body = stem.Then(new Conv2D(8, 3, Padding: PaddingMode.Same, Activation: ActivationKind.ReLU)).Then(new Conv2D(8, 3, Padding: PaddingMode.Same));
-        var block1 = new Add().On(stem, body).Then(new Activation(ActivationKind.ReLU));
-        var down = block1.Then(new Conv2D(16, 3, 2, Pad: 1, Activation: ActivationKind.ReLU)).Then(new Conv2D(16, 3, Padding: PaddingMode.Same));
-        var block2 = new Add().On(down, block1.Then(new Conv2D(16, 1, 2))).Then(new Activation(ActivationKind.ReLU));
-        var head = block2.Then(new GlobalAvgPool2D()).Then(new Flatten()).Then(new Dense(Dense.TaskOutputs));
-        return NetworkSpec.FromGraph(head, "small-resnet");
-    }
+    private static NetworkSpec SmallResNet() => Networks.Networks.SmallResNet(8);
 
     private static readonly Lazy<(TransferBackbone Backbone, NeuralNetworkClassificationTransformer Model)> Pretrained = new(() =>
     {

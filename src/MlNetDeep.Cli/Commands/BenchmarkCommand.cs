@@ -37,6 +37,8 @@ internal static class BenchmarkCommand
         command.Subcommands.Add(MemoryBenchmark.Create());
         command.Subcommands.Add(TextBenchmark.Create());
         command.Subcommands.Add(OnnxImportBenchmark.Create());
+        command.Subcommands.Add(TransferCommands.Benchmark());
+        command.Subcommands.Add(TransferCommands.BackboneBenchmark());
         command.SetAction(result =>
         {
             return Run(common.CreateContext(result), result.GetValue(rows), result.GetValue(epochs), result.GetValue(rounds), result.GetValue(batch), result.GetValue(python));

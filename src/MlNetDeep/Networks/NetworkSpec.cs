@@ -307,6 +307,23 @@ public static class Networks
         return new NetworkSpec(layers) { Name = "vgg16" };
     }
 
+    /// <summary>
+    /// A small ResNet-style graph network (He et al. 2016) for small images: a 3x3 stem with batch normalisation, a
+    /// residual block at <paramref name="width"/> channels, a strided block at twice the width with a 1x1 projection
+    /// shortcut, global average pooling and Dense(outputs). A backbone for transfer learning on digits and icons.
+    /// </summary>
+    public static NetworkSpec SmallResNet(int width = 16)
+    {
+        var x = GraphNode.Input();
+        var stem = x.Then(new Conv2D(width, 3, Padding: PaddingMode.Same)).Then(new BatchNorm()).Then(new Activation(ActivationKind.ReLU));
+        var body = stem.Then(new Conv2D(width, 3, Padding: PaddingMode.Same, Activation: ActivationKind.ReLU)).Then(new Conv2D(width, 3, Padding: PaddingMode.Same));
+        var block1 = new Add().On(stem, body).Then(new Activation(ActivationKind.ReLU));
+        var down = block1.Then(new Conv2D(2 * width, 3, 2, Pad: 1, Activation: ActivationKind.ReLU)).Then(new Conv2D(2 * width, 3, Padding: PaddingMode.Same));
+        var block2 = new Add().On(down, block1.Then(new Conv2D(2 * width, 1, 2))).Then(new Activation(ActivationKind.ReLU));
+        var head = block2.Then(new GlobalAvgPool2D()).Then(new Flatten()).Then(new Dense(Dense.TaskOutputs));
+        return NetworkSpec.FromGraph(head, $"small-resnet-{width}");
+    }
+
     /// <summary>A linear model (one Dense layer): logistic or linear regression as a network.</summary>
     public static NetworkSpec Linear { get; } = new NetworkSpec([new Flatten(), new Dense(Dense.TaskOutputs)]) { Name = "linear" };
 }
