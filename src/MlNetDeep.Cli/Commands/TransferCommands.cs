@@ -73,7 +73,8 @@ internal static class TransferCommands
             Console.WriteLine($"Backbone {pretrained.Source}: {pretrained.Network.Layers.Count} layers, input [{string.Join(", ", shape)}], cut after {pretrained.LayerNames[cutIndex]} " +
                 $"([{string.Join(", ", pretrained.Network.InferShapes(shape)[cutIndex])}])");
 
-            var scan = ImageFolder.Scan(result.GetValue(folder)!);
+            // Two images per class at least: a held-out split keeps one to train on and one to test.
+            var scan = ImageFolder.Scan(result.GetValue(folder)!, new ImageFolderOptions { MinimumImagesPerClass = 2 });
             Console.WriteLine($"{scan.Root}: {scan.Images.Count} images in {scan.Classes.Count} classes ({string.Join(", ", scan.CountsByClass.Select(c => $"{c.Key} {c.Value}"))})" +
                 (scan.Skipped.Count > 0 ? $"; {scan.Skipped.Count} left out, e.g. {scan.Skipped[0].Path}: {scan.Skipped[0].Reason}" : ""));
             IDataView train, testRows;

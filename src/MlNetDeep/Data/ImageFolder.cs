@@ -33,6 +33,9 @@ public sealed class ImageFolderOptions
     /// <summary>Fewest classes (subfolders with images) a set must have.</summary>
     public int MinimumClasses { get; set; } = 2;
 
+    /// <summary>Fewest readable images each class must have (2 lets a split keep one for training and one for testing).</summary>
+    public int MinimumImagesPerClass { get; set; } = 1;
+
     /// <summary>The output column of the image's full path.</summary>
     public string ImagePathColumnName { get; set; } = "ImagePath";
 
@@ -44,6 +47,7 @@ public sealed class ImageFolderOptions
         if (Extensions is null || Extensions.Count == 0) throw new ArgumentException("Extensions must name at least one file extension.", nameof(Extensions));
         if (MaxPixelsPerImage <= 0) throw new ArgumentOutOfRangeException(nameof(MaxPixelsPerImage), MaxPixelsPerImage, "MaxPixelsPerImage must be positive.");
         if (MinimumClasses < 1) throw new ArgumentOutOfRangeException(nameof(MinimumClasses), MinimumClasses, "MinimumClasses must be at least 1.");
+        if (MinimumImagesPerClass < 1) throw new ArgumentOutOfRangeException(nameof(MinimumImagesPerClass), MinimumImagesPerClass, "MinimumImagesPerClass must be at least 1.");
         if (string.IsNullOrWhiteSpace(ImagePathColumnName) || string.IsNullOrWhiteSpace(LabelColumnName) || ImagePathColumnName == LabelColumnName)
             throw new ArgumentException("ImagePathColumnName and LabelColumnName must be two different column names.");
     }
@@ -142,6 +146,10 @@ public sealed class ImageFolder
         if (result.Classes.Count < options.MinimumClasses)
             throw new InvalidDataException($"The image folder '{full}' has {result.Classes.Count} class(es) with readable images ({string.Join(", ", result.Classes.Select(c => $"'{c}'"))}); " +
                 $"classification needs at least {options.MinimumClasses}: add one subfolder of images per class.");
+        var few = result.CountsByClass.Where(c => c.Value < options.MinimumImagesPerClass).ToList();
+        if (few.Count > 0)
+            throw new InvalidDataException($"The image folder '{full}' has classes with fewer than {options.MinimumImagesPerClass} readable images " +
+                $"({string.Join(", ", few.Select(c => $"'{c.Key}': {c.Value}"))}): add images, or remove the class's subfolder.");
         return result;
     }
 
