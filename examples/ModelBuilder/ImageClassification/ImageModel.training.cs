@@ -54,6 +54,9 @@ public partial class ImageModel
                 LabelColumnName = @"Label", FeatureColumnName = @"Pixels", Backbone = backbone,
                 // torchvision's backbones expect ImageNet's normalisation; the project's own reads pixels in [0, 1].
                 Normalization = channels == 3 ? ImageNormalization.ImageNet : null,
+                // A small grey backbone's last block is worth reading whole (where the strokes are); a large colour
+                // backbone's is pooled, as Keras and Model Builder do (docs/transfer-learning.md compares the two).
+                Network = channels == 1 ? new NetworkSpec([new Flatten(), new Dense(Dense.TaskOutputs)]) { Name = "flatten-head" } : TransferLearningOptions.DefaultHead,
                 Epochs = epochs, FineTuneEpochs = fineTuneEpochs, BatchSize = 16, Optimizer = new Adam(3e-3), Progress = progress,
             }))
             .Append(ml.Transforms.Conversion.MapKeyToValue(@"PredictedLabel", @"PredictedLabel"));
