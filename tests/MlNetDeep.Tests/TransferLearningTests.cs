@@ -113,6 +113,32 @@ public class TransferLearningTests(ITestOutputHelper output)
         File.Delete(onnxPath);
     }
 
+    private sealed class BinaryDigit
+    {
+        public bool Label { get; set; }
+        [VectorType(784)] public float[] Pixels { get; set; } = [];
+    }
+
+    [Fact]
+    public void TheBinaryCatalogLearnsFiveAgainstSixAndCrossValidates()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Mnist.Read(MnistSplit.Train, TestData.MnistFolder, download: false).Where(r => r.Label is 5 or 6).Take(120)
+            .Select(r => new BinaryDigit { Label = r.Label == 6, Pixels = r.Pixels }).ToList();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var estimator = ml.BinaryClassification.Trainers.TransferLearning(new BinaryTransferLearningOptions
+        {
+            FeatureColumnName = "Pixels", Backbone = Pretrained.Value.Backbone, Epochs = 8, BatchSize = 16, Seed = 3, Optimizer = new Training.Adam(1e-2),
+            Network = new NetworkSpec([new Flatten(), new Dense(Dense.TaskOutputs)]),
+        });
+        var folds = ml.BinaryClassification.CrossValidate(data, estimator, numberOfFolds: 3);
+        var auc = folds.Average(f => f.Metrics.AreaUnderRocCurve);
+        output.WriteLine($"5 against 6, frozen backbone, 3-fold AUC {auc:F3}");
+        Assert.True(auc > 0.9, $"AUC {auc}");
+        using var model = (Models.Classification.NeuralNetworkBinaryClassificationTransformer)folds[0].Model;
+        Assert.Contains(model.Transform(data).Schema, c => c.Name == "Probability");
+    }
+
     [Fact]
     public void AnOnnxBackboneTrainsAHeadOnColourImages()
     {

@@ -31,6 +31,10 @@ public static class DeepLearningCatalog
     public static Models.Transfer.TransferLearningClassifier TransferLearning(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         Models.Transfer.TransferLearningOptions options) => new(HostEnvironments.Of(catalog), options);
 
+    /// <summary>Binary image classification (a Boolean label) from a pretrained backbone; Score, Probability and PredictedLabel as the binary neural network's.</summary>
+    public static Models.Transfer.BinaryTransferLearningClassifier TransferLearning(this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
+        Models.Transfer.BinaryTransferLearningOptions options) => new(HostEnvironments.Of(catalog), options);
+
     /// <summary>A neural-network multiclass classifier with the common settings as arguments.</summary>
     public static NeuralNetworkClassifier NeuralNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = "Label", string featureColumnName = "Features", NetworkSpec? network = null,

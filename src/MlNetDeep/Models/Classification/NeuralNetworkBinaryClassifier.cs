@@ -16,7 +16,7 @@ namespace MlNetDeep.Models.Classification;
 /// Score (the logit, positive for true), Probability (its sigmoid) and PredictedLabel (Score &gt; 0). An MLP(32) by default.
 /// Standardise the features first (<c>NormalizeMeanVariance(..., fixZero: false)</c>, see docs/binary-classification.md).
 /// </summary>
-public sealed class NeuralNetworkBinaryClassifierOptions() : SupervisedNetworkOptions(Networks.Networks.Mlp(32))
+public class NeuralNetworkBinaryClassifierOptions() : SupervisedNetworkOptions(Networks.Networks.Mlp(32))
 {
     /// <summary>Output column of the probability of true.</summary>
     public string ProbabilityColumnName { get; set; } = "Probability";
@@ -44,28 +44,38 @@ public sealed class NeuralNetworkBinaryClassifier : DeepEstimator<NeuralNetworkB
 
     protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(1);
 
-    protected override TaskSetup Setup(DataViewSchema schema)
+    protected override TaskSetup Setup(DataViewSchema schema) => BinaryClassificationTask.Setup(schema, Options);
+
+    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema) => BinaryClassificationTask.OutputShapes(inputSchema, Options);
+
+    protected override NeuralNetworkBinaryClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+        TaskSetup task, DataViewSchema schema, TrainingHistory history) => BinaryClassificationTask.Transformer(module, network, inputShape, device, history, Options);
+}
+
+/// <summary>The binary task as every network classifier sees it: a Boolean label, one logit, Score, Probability and PredictedLabel.</summary>
+internal static class BinaryClassificationTask
+{
+    public static TaskSetup Setup(DataViewSchema schema, NeuralNetworkBinaryClassifierOptions options)
     {
-        Options.CheckColumnNames();
-        ColumnChecks.RequireBooleanLabel(ColumnChecks.Find(schema, Options.LabelColumnName, "label"));
-        return new TaskSetup(Options.LabelColumnName, LabelKind.Boolean, 1, 0, new BinaryCrossEntropyObjective());
+        options.CheckColumnNames();
+        ColumnChecks.RequireBooleanLabel(ColumnChecks.Find(schema, options.LabelColumnName, "label"));
+        return new TaskSetup(options.LabelColumnName, LabelKind.Boolean, 1, 0, new BinaryCrossEntropyObjective());
     }
 
-    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
+    public static IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema, NeuralNetworkBinaryClassifierOptions options)
     {
-        Options.CheckColumnNames();
-        ColumnChecks.RequireBooleanLabel(ColumnChecks.Find(inputSchema, Options.LabelColumnName, "label"));
-        return NeuralNetworkBinaryClassificationTransformer.Columns(Options.ScoreColumnName, Options.ProbabilityColumnName, Options.PredictedLabelColumnName)
+        options.CheckColumnNames();
+        ColumnChecks.RequireBooleanLabel(ColumnChecks.Find(inputSchema, options.LabelColumnName, "label"));
+        return NeuralNetworkBinaryClassificationTransformer.Columns(options.ScoreColumnName, options.ProbabilityColumnName, options.PredictedLabelColumnName)
             .Select(c => c.ToShape());
     }
 
-    protected override NeuralNetworkBinaryClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
-        TaskSetup task, DataViewSchema schema, TrainingHistory history) =>
-        new(module, network, Options.FeatureColumnName, inputShape, device, Options.ScoringBatchSize,
-            Options.ScoreColumnName, Options.ProbabilityColumnName, Options.PredictedLabelColumnName) { History = history };
+    public static NeuralNetworkBinaryClassificationTransformer Transformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+        TrainingHistory history, NeuralNetworkBinaryClassifierOptions options) =>
+        new(module, network, options.FeatureColumnName, inputShape, device, options.ScoringBatchSize,
+            options.ScoreColumnName, options.ProbabilityColumnName, options.PredictedLabelColumnName) { History = history };
 }
 
-/// <summary>A trained binary classifier: adds Score (logit), Probability and PredictedLabel (Boolean) columns, as ML.NET's binary trainers do.</summary>
 public sealed class NeuralNetworkBinaryClassificationTransformer : DeepTransformer
 {
     internal const string KindName = "BinaryNeuralNetwork";
