@@ -1,65 +1,68 @@
+using Google.Protobuf;
+using Onnx;
+
 namespace MlNetDeep.Persistence.Onnx;
 
 /// <summary>
-/// An ONNX graph being assembled: nodes, float initializers, one float input and one float output, encoded to an ONNX
-/// ModelProto (field numbers from onnx.proto). Only what MlNetDeep's layers need.
+/// An ONNX graph being assembled: nodes, initializers, one float input and float outputs, written as an ONNX
+/// ModelProto with OnnxSharp's generated classes (Google.Protobuf), the same classes the importer reads with.
 /// </summary>
 internal sealed class OnnxGraph
 {
     public const int Opset = 17;
-    private const int FloatType = 1, Int64Type = 7;
-    private const int AttrFloat = 1, AttrInt = 2, AttrString = 3, AttrInts = 7;
 
-    private readonly List<Action<ProtoWriter>> _nodes = [];
-    private readonly List<Action<ProtoWriter>> _initializers = [];
+    private readonly GraphProto _graph = new();
     private int _next;
 
     public string NewName(string hint) => $"{hint}_{_next++}";
 
     public string Initializer(string hint, float[] values, long[] dims)
     {
-        var name = NewName(hint);
-        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
-        _initializers.Add(w => w.Message(5, t =>
+        var tensor = new TensorProto
         {
-            foreach (var d in dims) t.Varint(1, d);
-            t.Varint(2, FloatType).String(8, name).Bytes(9, bytes);
-        }));
-        return name;
+            Name = NewName(hint), DataType = (int)TensorProto.Types.DataType.Float,
+            RawData = UnsafeByteOperations.UnsafeWrap(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray()),
+        };
+        tensor.Dims.AddRange(dims);
+        _graph.Initializer.Add(tensor);
+        return tensor.Name;
     }
 
     public string Int64Initializer(string hint, long[] values)
     {
-        var name = NewName(hint);
-        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
-        _initializers.Add(w => w.Message(5, t => t.Varint(1, values.Length).Varint(2, Int64Type).String(8, name).Bytes(9, bytes)));
-        return name;
+        var tensor = new TensorProto
+        {
+            Name = NewName(hint), DataType = (int)TensorProto.Types.DataType.Int64,
+            RawData = UnsafeByteOperations.UnsafeWrap(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray()),
+        };
+        tensor.Dims.Add(values.Length);
+        _graph.Initializer.Add(tensor);
+        return tensor.Name;
     }
 
-    /// <summary>Adds a node; attributes are (name, value) with value a float, long, long[] or string. Returns its output name.</summary>
+    /// <summary>Adds a node; attributes are (name, value) with value a float, double, long, int, long[] or string. Returns its output name.</summary>
     public string Node(string op, string[] inputs, params (string Name, object Value)[] attributes)
     {
         var output = NewName(op.ToLowerInvariant());
-        _nodes.Add(w => w.Message(1, n =>
+        var node = new NodeProto { OpType = op, Name = output };
+        node.Input.AddRange(inputs);
+        node.Output.Add(output);
+        foreach (var (name, value) in attributes)
         {
-            foreach (var input in inputs) n.String(1, input);
-            n.String(2, output).String(3, output).String(4, op);
-            foreach (var (name, value) in attributes)
-                n.Message(5, a =>
-                {
-                    a.String(1, name);
-                    switch (value)
-                    {
-                        case float f: a.Float(2, f).Varint(20, AttrFloat); break;
-                        case double d: a.Float(2, (float)d).Varint(20, AttrFloat); break;
-                        case long l: a.Varint(3, l).Varint(20, AttrInt); break;
-                        case int i: a.Varint(3, i).Varint(20, AttrInt); break;
-                        case long[] ints: foreach (var v in ints) a.Varint(8, v); a.Varint(20, AttrInts); break;
-                        case string text: a.String(4, text).Varint(20, AttrString); break;
-                        default: throw new ArgumentException($"Unsupported ONNX attribute value {value?.GetType().Name}.");
-                    }
-                });
-        }));
+            var attribute = new AttributeProto { Name = name };
+            switch (value)
+            {
+                case float f: attribute.F = f; attribute.Type = AttributeProto.Types.AttributeType.Float; break;
+                case double d: attribute.F = (float)d; attribute.Type = AttributeProto.Types.AttributeType.Float; break;
+                case long l: attribute.I = l; attribute.Type = AttributeProto.Types.AttributeType.Int; break;
+                case int i: attribute.I = i; attribute.Type = AttributeProto.Types.AttributeType.Int; break;
+                case long[] ints: attribute.Ints.AddRange(ints); attribute.Type = AttributeProto.Types.AttributeType.Ints; break;
+                case string text: attribute.S = ByteString.CopyFromUtf8(text); attribute.Type = AttributeProto.Types.AttributeType.String; break;
+                default: throw new ArgumentException($"Unsupported ONNX attribute value {value?.GetType().Name}.");
+            }
+            node.Attribute.Add(attribute);
+        }
+        _graph.Node.Add(node);
         return output;
     }
 
@@ -70,28 +73,28 @@ internal sealed class OnnxGraph
     /// <summary>A model with one input [N, inputWidth] and several outputs [N, width], each the named node's result under its output name.</summary>
     public byte[] ToModel(string graphName, string input, int inputWidth, IReadOnlyList<(string Node, string Output, int Width)> outputs)
     {
-        // Rename each output node's result to the requested output name with an Identity node.
+        // Each output node's result is renamed to the requested output name with an Identity node.
         foreach (var (lastNode, output, _) in outputs)
-            _nodes.Add(w => w.Message(1, n => n.String(1, lastNode).String(2, output).String(3, output).String(4, "Identity")));
-        var model = new ProtoWriter()
-            .Varint(1, 8) // ir_version
-            .String(2, "MlNetDeep")
-            .Message(8, o => o.String(1, "").Varint(2, Opset));
-        model.Message(7, g =>
         {
-            foreach (var node in _nodes) node(g);
-            g.String(2, graphName);
-            foreach (var init in _initializers) init(g);
-            g.Message(11, v => ValueInfo(v, input, inputWidth));
-            foreach (var (_, output, width) in outputs) g.Message(12, v => ValueInfo(v, output, width));
-        });
-        return model.ToArray();
+            var identity = new NodeProto { OpType = "Identity", Name = output };
+            identity.Input.Add(lastNode);
+            identity.Output.Add(output);
+            _graph.Node.Add(identity);
+        }
+        _graph.Name = graphName;
+        _graph.Input.Add(ValueInfo(input, inputWidth));
+        foreach (var (_, output, width) in outputs) _graph.Output.Add(ValueInfo(output, width));
+        var model = new ModelProto { IrVersion = 8, ProducerName = "MlNetDeep", Graph = _graph };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
+        return model.ToByteArray();
     }
 
-    private static void ValueInfo(ProtoWriter v, string name, int width) =>
-        v.String(1, name).Message(2, t => t.Message(1, tensor => tensor.Varint(1, FloatType).Message(2, shape =>
-        {
-            shape.Message(1, d => d.String(2, "N"));
-            shape.Message(1, d => d.Varint(1, width));
-        })));
+    /// <summary>A float tensor [N, width] with a symbolic batch.</summary>
+    private static ValueInfoProto ValueInfo(string name, int width)
+    {
+        var shape = new TensorShapeProto();
+        shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimParam = "N" });
+        shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = width });
+        return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } } };
+    }
 }
