@@ -16,7 +16,7 @@ var path = Path.Combine(Path.GetTempPath(), "consumer-model.zip");
 ml.Model.SaveDeep(model, data.Schema, path);
 var loaded = ml.Model.LoadDeep(path, out _);
 var engine = ml.Model.CreatePredictionEngine<Row, Prediction>(loaded);
-Console.WriteLine($"predicted {engine.Predict(rows[0]).PredictedLabel}; shim: {MlNetDeep.Native.TorchRuntime.ShimOutcome}");
+Console.WriteLine($"predicted {engine.Predict(rows[0]).PredictedLabel}");
 
 // A small CNN scores through ONNX Runtime (its native library must load in this app) and agrees with TorchSharp.
 var images = Enumerable.Range(0, 64).Select(i => new Image { Pixels = Enumerable.Range(0, 16).Select(p => (i * 7 + p) % 5 / 4f).ToArray(), Label = i % 2 == 0 ? "a" : "b" }).ToList();

@@ -7,7 +7,7 @@ namespace MlNetDeep.Data;
 /// The schema checks every deep estimator makes, one place, with errors that name the column and what was expected.
 /// Work on both a <see cref="DataViewSchema"/> (Fit, Transform) and a <see cref="SchemaShape"/> (GetOutputSchema).
 /// </summary>
-public static class ColumnChecks
+internal static class ColumnChecks
 {
     /// <summary>A column as the checks see it: name, item type, vector kind and size (0 when unknown or scalar).</summary>
     public readonly record struct ColumnView(string Name, DataViewType ItemType, SchemaShape.Column.VectorKind Kind, int Size, bool IsKey)

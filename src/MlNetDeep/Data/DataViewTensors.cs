@@ -91,7 +91,7 @@ public sealed class LoadedColumns
 }
 
 /// <summary>IDataView to tensors: one pass with a cursor over the feature (and label) column.</summary>
-public static class DataViewTensors
+internal static class DataViewTensors
 {
     /// <summary>
     /// Reads the feature column (and the label) into memory. Rows whose label is missing are skipped, as ML.NET's

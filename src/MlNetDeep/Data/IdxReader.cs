@@ -10,7 +10,7 @@ public sealed record IdxArray(int[] Shape, byte[] Data)
 }
 
 /// <summary>Reads IDX files (plain or gzip-compressed) of unsigned bytes, as MNIST ships them.</summary>
-public static class IdxReader
+internal static class IdxReader
 {
     private const byte UnsignedByte = 0x08;
 

@@ -10,7 +10,7 @@ namespace MlNetDeep.Native;
 /// ML.NET keeps a catalog's Environment and the context's GPU fields internal, so this is the one place that reads
 /// them by reflection; a test pins it down.
 /// </summary>
-public static class HostEnvironments
+internal static class HostEnvironments
 {
     private const BindingFlags Any = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic;
 

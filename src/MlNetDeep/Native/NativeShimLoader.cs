@@ -13,7 +13,7 @@ namespace MlNetDeep.Native;
 /// TorchSharp looks for it; TorchSharp's own load then finds it by its soname. Hosts that do not need the fix, and
 /// outputs already patched at build time, are left untouched.
 /// </summary>
-public static class NativeShimLoader
+internal static class NativeShimLoader
 {
     internal const string ShimFileName = "libLibTorchSharp.so";
     internal const string MissingVersion = "GLIBCXX_3.4.32";

@@ -41,7 +41,7 @@ public static class TorchRuntime
     }
 
     /// <summary>What the loader did to make TorchSharp's shim load in this process (see <see cref="NativeShimLoader"/>).</summary>
-    public static NativeShimLoader.Outcome ShimOutcome { get; private set; }
+    internal static NativeShimLoader.Outcome ShimOutcome { get; private set; }
 
     /// <summary>True when CUDA is usable by this process.</summary>
     public static bool CudaAvailable

@@ -14,7 +14,7 @@ namespace MlNetDeep.Persistence;
 /// One file for a whole fitted pipeline that mixes ML.NET stages and deep transformers: a zip whose runs of ML.NET
 /// stages are stored by ML.NET's own Model.Save, and whose deep stages are stored as a record (JSON) and checked weights.
 /// </summary>
-public static class DeepModelFile
+internal static class DeepModelFile
 {
     public const string Format = "MlNetDeep.Model";
     public const int Version = 1;

@@ -10,7 +10,7 @@ namespace MlNetDeep.Persistence;
 /// whole layout (count, names, dtypes, shapes, sizes) is read and checked against limits and against the data's real
 /// length, then against the module, before a single value is copied or a tensor is allocated.
 /// </summary>
-public static class WeightsFile
+internal static class WeightsFile
 {
     private static readonly byte[] Magic = "MLNDW001"u8.ToArray();
     private const int Float32 = 0, Int64 = 1;

@@ -7,7 +7,7 @@ namespace MlNetDeep.Reinforcement;
 /// next state, whether the next state ended the game), kept in managed arrays, the oldest overwritten first, sampled
 /// uniformly. Sampling breaks up the correlation of consecutive moves, and old moves are learned from many times.
 /// </summary>
-public sealed class ReplayBuffer
+internal sealed class ReplayBuffer
 {
     /// <summary>Largest capacity accepted (transitions).</summary>
     public const int MaxCapacity = 10_000_000;

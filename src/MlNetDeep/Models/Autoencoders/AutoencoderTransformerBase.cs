@@ -65,7 +65,7 @@ public abstract class AutoencoderTransformerBase : DeepTransformer
     }
 
     /// <summary>Autoencoders export both columns: <see cref="SaveAsOnnx(string, string?)"/>'s output name is not used.</summary>
-    protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
+    private protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
 
     /// <summary>The latent codes (a VAE's means) of <paramref name="inputs"/>, each of the feature column's size.</summary>
     public float[][] Encode(IReadOnlyList<float[]> inputs) => Run(inputs, FeatureSize, InputShape, Parts.EncodeLatent, LatentSize);

@@ -29,7 +29,7 @@ public sealed class DecoderTransformer : DeepTransformer
     protected override Tensor Forward(Tensor inputs) => ((nn.Module<Tensor, Tensor>)Module).call(inputs).reshape(inputs.shape[0], -1);
 
     /// <summary>ONNX export: the latent column in, the decoded image (flattened) out.</summary>
-    protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
+    private protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
 
     internal override TransformerRecord ToRecord() => NewRecord()
         .With("outputColumn", OutputColumns[0].Name)

@@ -105,7 +105,7 @@ public sealed class NeuralNetworkBinaryClassificationTransformer : DeepTransform
     }
 
     /// <summary>ONNX export writes the logit (the Score column); the probability is its sigmoid.</summary>
-    protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
+    private protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
 
     internal override TransformerRecord ToRecord() => NewRecord()
         .With("scoreColumn", OutputColumns[0].Name)

@@ -119,7 +119,7 @@ public sealed class NeuralNetworkClassificationTransformer : DeepTransformer
     /// <summary>The ONNX export computes exactly <see cref="Forward"/>: the network and its head.</summary>
     private protected override bool OnnxScoringMatchesForward => true;
 
-    protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead =>
+    private protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead =>
         _outputsProbabilities ? Persistence.Onnx.OnnxExporter.Head.None : Persistence.Onnx.OnnxExporter.Head.Softmax;
 
     internal override TransformerRecord ToRecord() => NewRecord()

@@ -292,7 +292,7 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
         Persistence.AtomicFile.Write(path, file => SaveAsOnnx(file, outputName));
 
     /// <summary>What the ONNX graph appends to the network to match <see cref="Forward"/>; null when the family cannot be exported.</summary>
-    protected virtual Persistence.Onnx.OnnxExporter.Head? OnnxHead => null;
+    private protected virtual Persistence.Onnx.OnnxExporter.Head? OnnxHead => null;
 
     /// <summary>A saved-model record holding what every deep transformer has (kind, column, shape, network); families add their settings.</summary>
     private protected Persistence.TransformerRecord NewRecord() => new()

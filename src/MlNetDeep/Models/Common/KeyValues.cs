@@ -8,7 +8,7 @@ namespace MlNetDeep.Models.Common;
 /// A key column's KeyValues annotation (the original label values), kept by value so that a trained model carries
 /// it into PredictedLabel and through save/load. Supports text and numeric key values.
 /// </summary>
-public sealed class KeyValues
+internal sealed class KeyValues
 {
     private static readonly Dictionary<string, DataViewType> Types = new()
     {

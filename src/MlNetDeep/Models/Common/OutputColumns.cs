@@ -30,7 +30,7 @@ public abstract class OutputColumn(string name, DataViewType type)
 }
 
 /// <summary>vector&lt;float&gt;[Length] from outputs [Offset, Offset + Length).</summary>
-public sealed class VectorOutputColumn(string name, int offset, int length, KeyValues? slotNames = null)
+internal sealed class VectorOutputColumn(string name, int offset, int length, KeyValues? slotNames = null)
     : OutputColumn(name, new VectorDataViewType(NumberDataViewType.Single, length))
 {
     public override void AddAnnotations(DataViewSchema.Annotations.Builder builder) => slotNames?.AddAsSlotNames(builder);
@@ -44,13 +44,13 @@ public sealed class VectorOutputColumn(string name, int offset, int length, KeyV
 }
 
 /// <summary>A float from outputs[Offset].</summary>
-public sealed class ScalarOutputColumn(string name, int offset) : OutputColumn(name, NumberDataViewType.Single)
+internal sealed class ScalarOutputColumn(string name, int offset) : OutputColumn(name, NumberDataViewType.Single)
 {
     public override Delegate CreateGetter(IScoredRow row) => (ValueGetter<float>)((ref float value) => value = row.Outputs[offset]);
 }
 
 /// <summary>A Boolean: outputs[Offset] &gt; 0 (false for NaN), e.g. a binary classifier's PredictedLabel from its logit.</summary>
-public sealed class PositiveOutputColumn(string name, int offset) : OutputColumn(name, BooleanDataViewType.Instance)
+internal sealed class PositiveOutputColumn(string name, int offset) : OutputColumn(name, BooleanDataViewType.Instance)
 {
     public override Delegate CreateGetter(IScoredRow row) => (ValueGetter<bool>)((ref bool value) => value = row.Outputs[offset] > 0);
 }
@@ -59,7 +59,7 @@ public sealed class PositiveOutputColumn(string name, int offset) : OutputColumn
 /// The key (1-based) of the largest of outputs [Offset, Offset + Length), carrying the label's KeyValues; the missing key 0
 /// when any of them is NaN (a row with NaN features), as ML.NET's multiclass trainers give.
 /// </summary>
-public sealed class ArgMaxKeyOutputColumn(string name, int offset, int length, KeyValues? keyValues)
+internal sealed class ArgMaxKeyOutputColumn(string name, int offset, int length, KeyValues? keyValues)
     : OutputColumn(name, new KeyDataViewType(typeof(uint), length))
 {
     public override void AddAnnotations(DataViewSchema.Annotations.Builder builder) => keyValues?.AddTo(builder);

@@ -9,7 +9,7 @@ namespace MlNetDeep.Models.Common;
 /// internal (ML.NET issue #3243), so this is the one place that reaches it, by reflection; a test pins it down so that
 /// an ML.NET upgrade that changes it fails there first.
 /// </summary>
-public static class SchemaShapes
+internal static class SchemaShapes
 {
     private static readonly ConstructorInfo ColumnConstructor =
         typeof(SchemaShape.Column).GetConstructors(BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public)

@@ -63,7 +63,7 @@ public sealed class NeuralNetworkRegressionTransformer : DeepTransformer
     /// <summary>The ONNX export computes exactly <see cref="Forward"/>: the network and its head.</summary>
     private protected override bool OnnxScoringMatchesForward => true;
 
-    protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
+    private protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
 
     internal override TransformerRecord ToRecord() => NewRecord().With("scoreColumn", OutputColumns[0].Name);
 }

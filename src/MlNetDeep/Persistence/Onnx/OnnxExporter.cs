@@ -9,7 +9,7 @@ namespace MlNetDeep.Persistence.Onnx;
 /// output [N, outputs], so that ML.NET's own <c>ApplyOnnxModel</c> can score it and <c>Model.Save</c> can store it:
 /// a plain ML.NET model, no MlNetDeep needed to use it.
 /// </summary>
-public static class OnnxExporter
+internal static class OnnxExporter
 {
     /// <summary>What to append after the network: nothing, or a softmax over the outputs.</summary>
     public enum Head { None, Softmax }
