@@ -4,10 +4,18 @@
 #                         train a few steps, SaveDeep, LoadDeep, PredictionEngine.
 #   consumer.sh package   packs MlNetDeep into a local folder feed, makes a new console app that takes it by
 #                         PackageReference, and runs the README's usage example pasted as its Program.cs.
-# Either fails when the library does not build, pack, restore or load in a consumer's app (e.g. TorchSharp's native
-# shim on Debian 12). Prints "consumer (<mode>): ok" on success.
+# Either mode then builds and runs a second app whose first call is not a trainer's (tests/Consumer/FirstCall) and a
+# third that trains from an image folder (tests/Consumer/Images: PNGs drawn with the app's SkiaSharp, read through
+# ImageFolder and ML.NET's image transforms).
+#   consumer.sh <mode> <ML.NET version>   the apps also reference Microsoft.ML, Microsoft.ML.ImageAnalytics,
+#                         Microsoft.ML.OnnxTransformer and Microsoft.ML.FastTree at that version, as an app on that
+#                         ML.NET does, and the image app checks that this ML.NET is the one it ran on
+#                         (docs/packaging.md: the supported versions).
+# Fails when the library does not build, pack, restore or load in a consumer's app (e.g. TorchSharp's native shim on
+# Debian 12). Prints "consumer (<mode>[, ML.NET <version>]): ok" on success.
 set -euo pipefail
 mode=${1:-project}
+mlnet=${2:-}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 cleanup() { rm -rf "$work"; [ -n "${version:-}" ] && rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/mlnetdeep/$version"; true; }
@@ -41,8 +49,13 @@ CONFIG
     reference="<PackageReference Include=\"MlNetDeep\" Version=\"$version\" />"
     expect='^predicted '
     ;;
-  *) echo "usage: $0 project|package" >&2; exit 2 ;;
+  *) echo "usage: $0 project|package [ML.NET version]" >&2; exit 2 ;;
 esac
+if [ -n "$mlnet" ]; then
+  for component in Microsoft.ML Microsoft.ML.ImageAnalytics Microsoft.ML.OnnxTransformer Microsoft.ML.FastTree; do
+    reference="$reference<PackageReference Include=\"$component\" Version=\"$mlnet\" />"
+  done
+fi
 sed "s|@REFERENCE@|$reference|" "$repo/tests/Consumer/Consumer.csproj.template" > "$work/app/Consumer.csproj"
 (cd "$work/app" && dotnet build Consumer.csproj -c Release -r linux-x64 --self-contained false -o "$work/out" -v quiet -nologo)
 (cd "$work" && dotnet "$work/out/Consumer.dll") | tee "$work/run.log"
@@ -69,4 +82,15 @@ if [ "$mode" = project ]; then
     || { cat "$work/broken.log" >&2; echo "no message naming what to install" >&2; exit 1; }
   echo "without libtorch:"; grep -m1 "could not be loaded" "$work/broken.log"
 fi
-echo "consumer ($mode): ok"
+# The image-folder app.
+mkdir -p "$work/images"
+cp "$repo/tests/Consumer/Images/Program.cs" "$work/images/"
+[ -f "$work/app/nuget.config" ] && cp "$work/app/nuget.config" "$work/images/"
+sed "s|@REFERENCE@|$reference|" "$repo/tests/Consumer/Consumer.csproj.template" > "$work/images/Images.csproj"
+(cd "$work/images" && dotnet build Images.csproj -c Release -r linux-x64 --self-contained false -o "$work/images-out" -v quiet -nologo)
+(cd "$work" && dotnet "$work/images-out/Images.dll") | tee "$work/images.log"
+grep -q '^images ok' "$work/images.log"
+if [ -n "$mlnet" ]; then
+  grep -q "ML.NET $mlnet," "$work/images.log" || { echo "the app did not run on ML.NET $mlnet" >&2; exit 1; }
+fi
+echo "consumer ($mode${mlnet:+, ML.NET $mlnet}): ok"

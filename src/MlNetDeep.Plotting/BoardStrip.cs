@@ -19,8 +19,7 @@ public static class BoardStrip
             if (board.Length != size * size) throw new ArgumentException($"A board has {board.Length} tiles; expected {size}x{size}.", nameof(boards));
         int gap = 24, titleHeight = title is null ? 0 : 28, captionHeight = 20, side = size * tile;
         using var font = new SKFont(SKTypeface.Default, 13);
-        using var measure = new SKPaint { TextSize = 13, Typeface = SKTypeface.Default };
-        int titleWidth = title is null ? 0 : (int)Math.Ceiling(measure.MeasureText(title)) + gap;
+        int titleWidth = title is null ? 0 : (int)Math.Ceiling(font.MeasureText(title)) + gap;
         int width = Math.Max(gap + boards.Count * (side + gap), titleWidth), height = titleHeight + gap + side + captionHeight + gap / 2;
         using var bitmap = new SKBitmap(width, height);
         using var canvas = new SKCanvas(bitmap);

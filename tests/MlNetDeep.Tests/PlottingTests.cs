@@ -8,24 +8,17 @@ using SkiaSharp;
 
 namespace MlNetDeep.Tests;
 
-/// <summary>
-/// ScottPlot's charts (SkiaSharp 3.119, loaded privately by MlNetDeep.Plotting) and ML.NET's image transforms
-/// (SkiaSharp 2.88, the application's) in one process.
-/// </summary>
+/// <summary>ScottPlot's charts and ML.NET's image transforms in one process, on one SkiaSharp.</summary>
 public sealed class PlottingTests : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "mlnetdeep-plots-" + Guid.NewGuid().ToString("N"));
-
-    // The tests below hold ScottPlot objects themselves (a Plot, typeof(Plot)), so ScottPlot must be findable before their
-    // code is compiled, not only once MlNetDeep.Plotting has first run: code that uses ScottPlot types registers first.
-    public PlottingTests() => ScottPlotContext.Register();
 
     public void Dispose()
     {
         if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
     }
 
-    /// <summary>Decodes a PNG (with the application's SkiaSharp 2.88) and checks its size and that something was drawn in colour.</summary>
+    /// <summary>Decodes a PNG and checks its size and that something was drawn in colour.</summary>
     private static void AssertDrawnPng(string path, int width, int height)
     {
         Assert.True(File.Exists(path), path);
@@ -105,26 +98,21 @@ public sealed class PlottingTests : IDisposable
 
         ReadImagesThroughMlNet("after");
 
-        // Both SkiaSharps are loaded: 2.88 in the default context for ML.NET, 3.x in MlNetDeep.Plotting's own context for ScottPlot.
-        var skia = AppDomain.CurrentDomain.GetAssemblies().Where(a => a.GetName().Name == "SkiaSharp").ToList();
-        var application = Assert.Single(skia, a => a.GetName().Version!.Major == 2);
-        Assert.Equal(88, application.GetName().Version!.Minor);
-        Assert.Same(AssemblyLoadContext.Default, AssemblyLoadContext.GetLoadContext(application));
-        var plots = Assert.Single(skia, a => a.GetName().Version!.Major == 3);
-        Assert.NotSame(AssemblyLoadContext.Default, AssemblyLoadContext.GetLoadContext(plots));
-        Assert.Equal(ScottPlotContext.Folder, Path.GetDirectoryName(plots.Location));
-        // ScottPlot itself lives in that context, and the SKCanvas its methods take is SkiaSharp 3's.
-        Assert.Same(ScottPlotContext.LoadContext, AssemblyLoadContext.GetLoadContext(typeof(ScottPlot.Plot).Assembly));
+        // One SkiaSharp (3.x) serves both, in the default load context: ScottPlot's SKCanvas and ML.NET's images are its types.
+        var skia = Assert.Single(AppDomain.CurrentDomain.GetAssemblies(), a => a.GetName().Name == "SkiaSharp");
+        Assert.Equal(3, skia.GetName().Version!.Major);
+        Assert.Same(AssemblyLoadContext.Default, AssemblyLoadContext.GetLoadContext(skia));
+        Assert.Same(AssemblyLoadContext.Default, AssemblyLoadContext.GetLoadContext(typeof(ScottPlot.Plot).Assembly));
         var canvas = typeof(ScottPlot.Plot).GetMethods().SelectMany(m => m.GetParameters()).First(p => p.ParameterType.Name == "SKCanvas").ParameterType;
-        Assert.Same(plots, canvas.Assembly);
+        Assert.Same(skia, canvas.Assembly);
+        Assert.Contains(typeof(MLImage).Assembly.GetReferencedAssemblies(), a => a.Name == "SkiaSharp" && a.Version!.Major == 3);
 
         if (OperatingSystem.IsLinux())
         {
-            // Each has its own native library: the application's and the private one, loaded by full path.
+            // And one native library.
             var native = File.ReadAllLines("/proc/self/maps").Where(l => l.Contains("libSkiaSharp", StringComparison.Ordinal))
                 .Select(l => l[l.IndexOf('/')..]).Distinct().ToList();
-            Assert.Contains(ScottPlotContext.NativeLibraryPath, native);
-            Assert.Contains(native, path => !path.StartsWith(ScottPlotContext.Folder, StringComparison.Ordinal));
+            Assert.Single(native);
         }
     }
 
