@@ -12,9 +12,9 @@ using System.Text;
 
 namespace MlNetDeep.Build
 {
-    public enum ElfPatchResult { Patched, AlreadyWeak, VersionNotNeeded, NotElf64 }
+    internal enum ElfPatchResult { Patched, AlreadyWeak, VersionNotNeeded, NotElf64 }
 
-    public static class ElfVersionNeedPatcher
+    internal static class ElfVersionNeedPatcher
     {
         private const uint ShtGnuVerneed = 0x6ffffffe;
         private const ushort VerFlgWeak = 0x2;
