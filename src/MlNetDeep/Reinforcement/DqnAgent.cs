@@ -350,6 +350,7 @@ public sealed class DqnAgent : IActionValues, IDisposable
         }
 
         public override IReadOnlyList<nn.Module> Modules { get; }
+        public override IReadOnlyCollection<string> MetricNames { get; } = [TrainingStep.Loss, MeanQ];
         public override double LearningRate => _agent.Options.Optimizer.LearningRate;
 
         public override void ScaleLearningRates(double factor)
@@ -365,13 +366,13 @@ public sealed class DqnAgent : IActionValues, IDisposable
             if (_agent.Options.MaxGradientNorm is { } norm) nn.utils.clip_grad_norm_(_agent._online.parameters(), norm);
             _optimizer.step();
             if (++_agent._updates % _agent.Options.TargetUpdateInterval == 0) _agent.CopyToTarget();
-            return new Dictionary<string, Tensor> { [SupervisedStep.Loss] = loss.detach(), [MeanQ] = q.detach().mean() };
+            return new Dictionary<string, Tensor> { [TrainingStep.Loss] = loss.detach(), [MeanQ] = q.detach().mean() };
         }
 
         public override IReadOnlyDictionary<string, Tensor> EvaluateBatch(Batch batch)
         {
             var (loss, q) = Loss(batch);
-            return new Dictionary<string, Tensor> { [SupervisedStep.Loss] = loss, [MeanQ] = q.mean() };
+            return new Dictionary<string, Tensor> { [TrainingStep.Loss] = loss, [MeanQ] = q.mean() };
         }
 
         private (Tensor Loss, Tensor Q) Loss(Batch batch)

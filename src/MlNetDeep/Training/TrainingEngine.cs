@@ -22,6 +22,6 @@ public static class TrainingEngine
     {
         using var step = new SupervisedStep(model, objective, optimizer: null);
         var metrics = TrainingLoop.Evaluate(step, data, batchSize, cancellationToken);
-        return (metrics[SupervisedStep.Loss], metrics.TryGetValue(SupervisedStep.Accuracy, out var accuracy) ? accuracy : null);
+        return (metrics[TrainingStep.Loss], metrics.TryGetValue(TrainingStep.Accuracy, out var accuracy) ? accuracy : null);
     }
 }
