@@ -52,7 +52,10 @@ public abstract class DeepTrainerOptions
     /// <summary>Rows per forward pass when scoring (Transform) and validating.</summary>
     public int ScoringBatchSize { get; set; } = 1024;
 
-    /// <summary>Largest training set (in bytes of float features) staged whole on a GPU; larger sets move batch by batch.</summary>
+    /// <summary>
+    /// Most bytes of data (features and labels) staged whole on a GPU: the training rows first, then the validation rows
+    /// within what is left; data that does not fit moves batch by batch.
+    /// </summary>
     public long MaxStagedBytes { get; set; } = 4L << 30;
 
     /// <summary>Receives progress after every few batches and each epoch's metrics.</summary>

@@ -23,7 +23,10 @@ public sealed record LoopSettings
     public CancellationToken CancellationToken { get; init; }
     public IReadOnlyList<ITrainingCallback> Callbacks { get; init; } = [];
 
-    /// <summary>Largest in-memory training set (bytes of inputs) staged whole on a GPU; larger sets move batch by batch.</summary>
+    /// <summary>
+    /// Most bytes of in-memory data (inputs and targets) staged whole on a GPU: the training data first, then the
+    /// validation data within what is left; data that does not fit moves batch by batch.
+    /// </summary>
     public long MaxStagedBytes { get; init; } = 4L << 30;
 
     /// <summary>The loop's part of a trainer's options.</summary>
@@ -39,6 +42,7 @@ public sealed record LoopSettings
         if (Epochs <= 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be at least 1.");
         if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
         if (ValidationBatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(ValidationBatchSize), ValidationBatchSize, "The validation batch size must be at least 1.");
+        if (MaxStagedBytes < 0) throw new ArgumentOutOfRangeException(nameof(MaxStagedBytes), MaxStagedBytes, "MaxStagedBytes must be >= 0.");
         EarlyStopping?.Validate();
         LearningRateSchedule?.Validate();
         Monitor?.Validate();
@@ -49,8 +53,8 @@ public sealed record LoopSettings
 /// The one training loop every family uses. It asks a <see cref="TrainingStep"/> to train on each batch of an
 /// <see cref="ITrainingData"/> and owns the rest: epochs, the learning-rate schedule, validation, one monitored metric
 /// (checked against the step's metrics before the first epoch) for early stopping with the best weights restored (also
-/// when training diverges) and for the schedule, callbacks, the history of named metrics, progress, cancellation
-/// (before every training and validation batch), the seeded generators and the device.
+/// when training diverges) and for the schedule, callbacks, the history of named metrics, progress, cancellation (before every training and validation batch), the seeded generators, and staging
+/// in-memory data on the device.
 /// </summary>
 public static class TrainingLoop
 {
@@ -74,9 +78,10 @@ public static class TrainingLoop
         step.CheckData(train);
         if (validation is not null) step.CheckData(validation);
         var history = new TrainingHistory();
-        using var onDevice = train is TensorData t && t.StagesOn(device, settings.MaxStagedBytes) && !TensorData.SameDevice(t.Inputs.device, device) ? t.To(device) : null;
-        var data = (ITrainingData?)onDevice ?? train;
-        using var validationOnDevice = validation is TensorData v ? v.To(device) : null;
+        long stagingBudget = device.type == DeviceType.CPU ? long.MaxValue : settings.MaxStagedBytes;
+        using var trainOnDevice = Stage(train, device, ref stagingBudget);
+        using var validationOnDevice = validation is null ? null : Stage(validation, device, ref stagingBudget);
+        var data = (ITrainingData?)trainOnDevice ?? train;
         var validationData = (ITrainingData?)validationOnDevice ?? validation;
 
         double baseRate = step.LearningRate, learningRate = baseRate;
@@ -240,7 +245,7 @@ public static class TrainingLoop
         return sums.ToDictionary(kv => kv.Key, kv => kv.Value / data.Count);
     }
 
-    private static Device DeviceOf(ITrainingData data) => data is TensorData t ? t.Inputs.device : CPU;
+    private static Device DeviceOf(ITrainingData data) => data is IStageableData staged ? staged.Device : CPU;
 
     /// <summary>
     /// Checks, before the first epoch, that the step reports the monitored metric when anything follows it (early
@@ -261,6 +266,17 @@ public static class TrainingLoop
             ? $" '{monitor.Name}' is measured on validation data, which this training has none of: give validation data or monitor '{trained}'."
             : " Name one of them as the monitored metric (Monitor).";
         throw new ArgumentException($"{who} monitors {what}, which this training does not report; it reports {string.Join(", ", reported)}.{hint}", nameof(LoopSettings.Monitor));
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="data"/> on <paramref name="device"/> when it is held in tensors elsewhere and its copy
+    /// fits in <paramref name="budget"/> bytes (which it then uses up); null reads the data where it is, batch by batch.
+    /// </summary>
+    internal static IStageableData? Stage(ITrainingData data, Device device, ref long budget)
+    {
+        if (data is not IStageableData stageable || IStageableData.SameDevice(stageable.Device, device) || stageable.Bytes > budget) return null;
+        budget -= stageable.Bytes;
+        return stageable.CopyTo(device);
     }
 
     private static Dictionary<string, Tensor> Snapshot(TrainingStep step, Dictionary<string, Tensor>? previous)
