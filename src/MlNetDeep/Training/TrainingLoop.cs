@@ -53,7 +53,8 @@ public sealed record LoopSettings
 /// The one training loop every family uses. It asks a <see cref="TrainingStep"/> to train on each batch of an
 /// <see cref="ITrainingData"/> and owns the rest: epochs, the learning-rate schedule, validation, one monitored metric
 /// (checked against the step's metrics before the first epoch) for early stopping with the best weights restored (also
-/// when training diverges) and for the schedule, callbacks, the history of named metrics, progress, cancellation (before every training and validation batch), the seeded generators, and staging
+/// when training diverges) and for the schedule, callbacks (in eval mode, without gradients), the history of named
+/// metrics, progress, cancellation (before every training and validation batch), the seeded generators, and staging
 /// in-memory data on the device.
 /// </summary>
 public static class TrainingLoop
@@ -189,7 +190,9 @@ public static class TrainingLoop
 
                 Native.NativeMemory.ReleaseAfterEpoch();
                 var end = new EpochEnd(metrics, history, step);
-                foreach (var callback in settings.Callbacks) callback.OnEpochEnd(end);
+                foreach (var module in step.Modules) module.eval();
+                using (no_grad())
+                    foreach (var callback in settings.Callbacks) callback.OnEpochEnd(end);
                 if (stopReason is null && end.StopTraining && epoch < settings.Epochs - 1) stopReason = end.StopReason;
                 if (stopReason is not null)
                 {
