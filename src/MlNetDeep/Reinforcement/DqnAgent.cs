@@ -260,12 +260,7 @@ public sealed class DqnAgent : IActionValues, IDisposable
         double epsilon = CurrentEpsilon;
         int action;
         if (_random.NextDouble() < epsilon) action = _random.Next(Environment.ActionCount);
-        else
-        {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            action = (int)Forward(_state).argmax().item<long>();
-        }
+        else action = GreedyMove(_state);
         var result = Environment.Step(_state, action, _random);
         _features.Encode(_state, _from);
         _features.Encode(result.State, _to);
@@ -278,6 +273,26 @@ public sealed class DqnAgent : IActionValues, IDisposable
         {
             episodes.Add(new EpisodeResult((int)Games++, _episodeSteps, _episodeReturn, result.Done, epsilon));
             _state = -1;
+        }
+    }
+
+    /// <summary>
+    /// The online network's best move in <paramref name="state"/>, asked in eval mode without gradients (also while the
+    /// loop trains it): a batch of one state must not update or be normalised by batch statistics, nor meet dropout.
+    /// </summary>
+    private int GreedyMove(int state)
+    {
+        bool training = _online.training;
+        if (training) _online.eval();
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            return (int)Forward(state).argmax().item<long>();
+        }
+        finally
+        {
+            if (training) _online.train();
         }
     }
 
