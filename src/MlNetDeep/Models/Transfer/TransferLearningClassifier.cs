@@ -63,7 +63,11 @@ public sealed class TransferLearningOptions : NeuralNetworkClassifierOptions
             throw new ArgumentOutOfRangeException(nameof(FineTuneLearningRate), rate, "FineTuneLearningRate must be a positive number.");
         if (CacheBottleneck == true && TrainingInputTransform is not null)
             throw new ArgumentException("CacheBottleneck cannot be used with a TrainingInputTransform: augmented images have new features every epoch. Leave CacheBottleneck null to train the frozen phase through the backbone.", nameof(CacheBottleneck));
-        if (AdversarialTraining is not null) throw new NotSupportedException("Adversarial training is not supported by the transfer-learning classifier.");
+        if (AdversarialTraining is not null) throw new ArgumentException("The transfer-learning classifier takes no AdversarialTraining.", nameof(AdversarialTraining));
+        if (FineTuneEpochs == 0 && FineTuneLayers is not null)
+            throw new ArgumentException("FineTuneLayers chooses the layers of the fine-tuning phase, which FineTuneEpochs = 0 leaves out: set FineTuneEpochs or leave FineTuneLayers null.", nameof(FineTuneLayers));
+        if (FineTuneEpochs == 0 && FineTuneLearningRate is not null)
+            throw new ArgumentException("FineTuneLearningRate is the rate of the fine-tuning phase, which FineTuneEpochs = 0 leaves out: set FineTuneEpochs or leave FineTuneLearningRate null.", nameof(FineTuneLearningRate));
         if (InputShape is not null && !InputShape.SequenceEqual(Backbone.InputShape))
             throw new ArgumentException($"InputShape [{string.Join(", ", InputShape)}] differs from the backbone's input [{string.Join(", ", Backbone.InputShape)}]; leave it null.", nameof(InputShape));
         InputShape = Backbone.InputShape.ToArray(); // the images the backbone reads
