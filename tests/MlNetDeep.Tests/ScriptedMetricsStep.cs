@@ -8,8 +8,9 @@ namespace MlNetDeep.Tests;
 /// A training step that reports scripted metrics (one value per name and epoch) and declares exactly those names. Its
 /// module holds a BatchNorm layer; it counts its training batches and records, for each, whether the module was in
 /// train mode and gradients were on, and the first input value of every row it was given, per epoch.
+/// <paramref name="declared"/> makes it declare other names than it reports (a step that breaks its word).
 /// </summary>
-internal sealed class ScriptedMetricsStep(Dictionary<string, double[]> metrics) : TrainingStep
+internal sealed class ScriptedMetricsStep(Dictionary<string, double[]> metrics, IReadOnlyCollection<string>? declared = null) : TrainingStep
 {
     public readonly nn.Module<Tensor, Tensor> Model = nn.Sequential(nn.Linear(1, 2), nn.BatchNorm1d(2));
     public int TrainedBatches;
@@ -19,7 +20,7 @@ internal sealed class ScriptedMetricsStep(Dictionary<string, double[]> metrics) 
     public readonly List<List<float>> RowsSeen = [];
 
     public override IReadOnlyList<nn.Module> Modules => [Model];
-    public override IReadOnlyCollection<string> MetricNames => metrics.Keys;
+    public override IReadOnlyCollection<string> MetricNames => declared ?? metrics.Keys;
     public override double LearningRate => 0.1;
     public override void ScaleLearningRates(double factor) { }
 

@@ -107,6 +107,15 @@ public class TrainingMonitorTests
     }
 
     [Fact]
+    public void AStepThatDeclaresAMetricItDoesNotReportFailsAtTheEndOfTheFirstEpoch()
+    {
+        using var step = new ScriptedMetricsStep(new() { ["g_loss"] = [1] }, declared: ["loss", "g_loss"]);
+        var ex = Assert.Throws<InvalidOperationException>(() => Run(step, new LoopSettings { Epochs = 3, BatchSize = 4, EarlyStopping = new EarlyStopping() }));
+        Assert.Equal("ScriptedMetricsStep lists 'loss' among its metrics but did not report it in epoch 1; it reported g_loss.", ex.Message);
+        Assert.Equal(2, step.TrainedBatches);
+    }
+
+    [Fact]
     public void AGanWithReduceOnPlateauNamesTheMetricItWatches()
     {
         var ml = new MLContext(seed: 1);
