@@ -56,7 +56,7 @@ public static class Charts
         var others = history.MetricNames.Except(losses).ToList();
         string Label(string name) => name.StartsWith(TrainingLoop.ValidationPrefix, StringComparison.Ordinal)
             ? $"{validationName} {name[TrainingLoop.ValidationPrefix.Length..].Replace('_', ' ')}"
-            : name == SupervisedStep.Loss || name == SupervisedStep.Accuracy ? $"train {name}" : name.Replace('_', ' ');
+            : name == TrainingStep.Loss || name == TrainingStep.Accuracy ? $"train {name}" : name.Replace('_', ' ');
         var loss = multi.GetPlot(0);
         foreach (var name in losses) AddLine(loss, epochs, history.Values(name), Label(name));
         loss.Title($"{title}: {(losses.Count == 1 ? "loss" : "losses")}");

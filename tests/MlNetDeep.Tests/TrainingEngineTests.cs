@@ -48,14 +48,18 @@ public class TrainingEngineTests
     [Fact]
     public void SchedulesGiveTheExpectedRates()
     {
-        var step = new StepDecay(2, 0.5).Start(1.0);
+        var run = new ScheduleRun(Epochs: 20, new MonitoredMetric("loss"));
+        var step = new StepDecay(2, 0.5).Start(1.0, run);
         Assert.Equal(new[] { 1.0, 0.5, 0.5, 0.25 }, new[] { 1, 2, 3, 4 }.Select(e => step.Next(e, 0)));
-        var exp = new ExponentialDecay(0.9).Start(1.0);
+        var exp = new ExponentialDecay(0.9).Start(1.0, run);
         Assert.Equal(0.81, exp.Next(2, 0), 6);
-        var cosine = new CosineAnnealing(10, 0.0).Start(1.0);
+        var cosine = new CosineAnnealing(10, 0.0).Start(1.0, run);
         Assert.Equal(0.5, cosine.Next(5, 0), 6);
         Assert.Equal(0.0, cosine.Next(10, 0), 6);
-        var plateau = new ReduceOnPlateau(0.5, Patience: 1).Start(1.0);
+        var wholeRun = new CosineAnnealing().Start(1.0, run); // Epochs 0: the run's 20
+        Assert.Equal(0.5, wholeRun.Next(10, 0), 6);
+        Assert.Equal(0.0, wholeRun.Next(20, 0), 6);
+        var plateau = new ReduceOnPlateau(0.5, Patience: 1).Start(1.0, run);
         Assert.Equal(1.0, plateau.Next(1, 1.0));
         Assert.Equal(1.0, plateau.Next(2, 1.0));
         Assert.Equal(0.5, plateau.Next(3, 1.0));

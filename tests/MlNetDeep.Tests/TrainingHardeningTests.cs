@@ -469,10 +469,11 @@ public class TrainingHardeningTests : IDisposable
         Assert.Equal("MinDelta", delta.ParamName);
         Assert.Contains("EarlyStopping.MinDelta must be a finite number >= 0", delta.Message);
 
-        options.EarlyStopping = new EarlyStopping(Monitor: " ");
+        options.EarlyStopping = new EarlyStopping();
+        options.Monitor = new MonitoredMetric(" ");
         var monitor = Assert.Throws<ArgumentException>(() => ml.Regression.Trainers.NeuralNetwork(options));
-        Assert.Equal("Monitor", monitor.ParamName);
-        Assert.Contains("EarlyStopping.Monitor must be null", monitor.Message);
+        Assert.Equal("Name", monitor.ParamName);
+        Assert.Contains("MonitoredMetric.Name must name a metric", monitor.Message);
 
         var loop = Assert.Throws<ArgumentOutOfRangeException>(() => new LoopSettings { EarlyStopping = new EarlyStopping(MinDelta: double.PositiveInfinity) }.Validate());
         Assert.Equal("MinDelta", loop.ParamName);
@@ -552,6 +553,7 @@ public class TrainingHardeningTests : IDisposable
         public Action? OnEvaluate;
 
         public override IReadOnlyList<nn.Module> Modules => [Model];
+        public override IReadOnlyCollection<string> MetricNames => [Loss];
         public override double LearningRate => 0.1;
         public override void ScaleLearningRates(double factor) { }
 

@@ -89,9 +89,8 @@ internal static class GanCommand
         ClassHistogram? last = null;
         options.Callbacks.Add(new EpochCallback(end =>
         {
-            // The run's modules are in train mode here; a temporary transformer view draws in eval mode.
+            // The loop hands callbacks its modules in eval mode, without gradients.
             var gan = (GanModule)end.Step.Modules[0];
-            gan.eval();
             using var averaged = gan.WithAveragedGenerator();
             var grid = Draw(gan, options, 64, seed: 12345, Enumerable.Range(0, 64).Select(i => i % 10).ToArray());
             ImageGrid.Save(Path.Combine(output, $"{name}-epoch{end.Metrics.Epoch + 1:D2}.png"), grid, 28, 28, 8,

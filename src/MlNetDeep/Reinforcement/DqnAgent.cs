@@ -260,12 +260,7 @@ public sealed class DqnAgent : IActionValues, IDisposable
         double epsilon = CurrentEpsilon;
         int action;
         if (_random.NextDouble() < epsilon) action = _random.Next(Environment.ActionCount);
-        else
-        {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            action = (int)Forward(_state).argmax().item<long>();
-        }
+        else action = GreedyMove(_state);
         var result = Environment.Step(_state, action, _random);
         _features.Encode(_state, _from);
         _features.Encode(result.State, _to);
@@ -278,6 +273,26 @@ public sealed class DqnAgent : IActionValues, IDisposable
         {
             episodes.Add(new EpisodeResult((int)Games++, _episodeSteps, _episodeReturn, result.Done, epsilon));
             _state = -1;
+        }
+    }
+
+    /// <summary>
+    /// The online network's best move in <paramref name="state"/>, asked in eval mode without gradients (also while the
+    /// loop trains it): a batch of one state must not update or be normalised by batch statistics, nor meet dropout.
+    /// </summary>
+    private int GreedyMove(int state)
+    {
+        bool training = _online.training;
+        if (training) _online.eval();
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            return (int)Forward(state).argmax().item<long>();
+        }
+        finally
+        {
+            if (training) _online.train();
         }
     }
 
@@ -350,6 +365,7 @@ public sealed class DqnAgent : IActionValues, IDisposable
         }
 
         public override IReadOnlyList<nn.Module> Modules { get; }
+        public override IReadOnlyCollection<string> MetricNames { get; } = [TrainingStep.Loss, MeanQ];
         public override double LearningRate => _agent.Options.Optimizer.LearningRate;
 
         public override void ScaleLearningRates(double factor)
@@ -365,13 +381,13 @@ public sealed class DqnAgent : IActionValues, IDisposable
             if (_agent.Options.MaxGradientNorm is { } norm) nn.utils.clip_grad_norm_(_agent._online.parameters(), norm);
             _optimizer.step();
             if (++_agent._updates % _agent.Options.TargetUpdateInterval == 0) _agent.CopyToTarget();
-            return new Dictionary<string, Tensor> { [SupervisedStep.Loss] = loss.detach(), [MeanQ] = q.detach().mean() };
+            return new Dictionary<string, Tensor> { [TrainingStep.Loss] = loss.detach(), [MeanQ] = q.detach().mean() };
         }
 
         public override IReadOnlyDictionary<string, Tensor> EvaluateBatch(Batch batch)
         {
             var (loss, q) = Loss(batch);
-            return new Dictionary<string, Tensor> { [SupervisedStep.Loss] = loss, [MeanQ] = q.mean() };
+            return new Dictionary<string, Tensor> { [TrainingStep.Loss] = loss, [MeanQ] = q.mean() };
         }
 
         private (Tensor Loss, Tensor Q) Loss(Batch batch)

@@ -26,8 +26,16 @@ public abstract class DeepTrainerOptions
     /// <summary>How the learning rate changes per epoch; null keeps it constant.</summary>
     public LearningRateSchedule? LearningRateSchedule { get; set; }
 
-    /// <summary>Stop when the validation loss (training loss without validation data) stops improving; null trains all epochs.</summary>
+    /// <summary>Stop when the monitored metric (<see cref="Monitor"/>) stops improving; null trains all epochs.</summary>
     public EarlyStopping? EarlyStopping { get; set; }
+
+    /// <summary>
+    /// The one metric that early stopping, the learning-rate schedule (<see cref="ReduceOnPlateau"/>) and the history's
+    /// best epoch follow, and whether higher is better, e.g. <c>new MonitoredMetric("val_accuracy", Maximize: true)</c>;
+    /// null: <c>val_loss</c> with validation data, else <c>loss</c>, lower being better. A name the family's training
+    /// does not report is refused before the first epoch.
+    /// </summary>
+    public MonitoredMetric? Monitor { get; set; }
 
     /// <summary>Fraction of the training rows held out (after a seeded shuffle) to validate on after each epoch; 0 for none.</summary>
     public double ValidationFraction { get; set; }
@@ -44,7 +52,10 @@ public abstract class DeepTrainerOptions
     /// <summary>Rows per forward pass when scoring (Transform) and validating.</summary>
     public int ScoringBatchSize { get; set; } = 1024;
 
-    /// <summary>Largest training set (in bytes of float features) staged whole on a GPU; larger sets move batch by batch.</summary>
+    /// <summary>
+    /// Most bytes of data (features and labels) staged whole on a GPU: the training rows first, then the validation rows
+    /// within what is left; data that does not fit moves batch by batch.
+    /// </summary>
     public long MaxStagedBytes { get; set; } = 4L << 30;
 
     /// <summary>Receives progress after every few batches and each epoch's metrics.</summary>
@@ -83,6 +94,7 @@ public abstract class DeepTrainerOptions
             throw new ArgumentException($"InputShape [{string.Join(", ", shape)}] must have positive sizes.", nameof(InputShape));
         EarlyStopping?.Validate();
         LearningRateSchedule?.Validate();
+        Monitor?.Validate();
         if (MaxStagedBytes < 0) throw new ArgumentOutOfRangeException(nameof(MaxStagedBytes), MaxStagedBytes, "MaxStagedBytes must be >= 0.");
         if (Callbacks is null || Callbacks.Any(c => c is null)) throw new ArgumentNullException(nameof(Callbacks), "Callbacks must be a list of callbacks, without nulls.");
     }
@@ -95,6 +107,7 @@ public abstract class DeepTrainerOptions
         target.Optimizer = Optimizer;
         target.LearningRateSchedule = LearningRateSchedule;
         target.EarlyStopping = EarlyStopping;
+        target.Monitor = Monitor;
         target.ValidationFraction = ValidationFraction;
         target.ValidationData = ValidationData;
         target.Shuffle = Shuffle;

@@ -3,8 +3,14 @@ namespace MlNetDeep.Training;
 /// <summary>How the learning rate changes from epoch to epoch.</summary>
 public abstract record LearningRateSchedule
 {
-    /// <summary>A scheduler for one training run, starting from <paramref name="baseRate"/>.</summary>
-    public abstract ILearningRateScheduler Start(double baseRate);
+    /// <summary>A scheduler for one training run (<paramref name="run"/>: its length and monitored metric), starting from <paramref name="baseRate"/>.</summary>
+    public abstract ILearningRateScheduler Start(double baseRate, ScheduleRun run);
+
+    /// <summary>
+    /// Whether the schedule follows the run's monitored metric (<see cref="ScheduleRun.Monitor"/>): the loop then
+    /// requires the step to report it, before the first epoch.
+    /// </summary>
+    public virtual bool FollowsMonitor => false;
 
     /// <summary>Checks the schedule's parameters (when the options are validated, before any data is read); throws naming the one out of range.</summary>
     public virtual void Validate() { }
@@ -18,17 +24,20 @@ public abstract record LearningRateSchedule
     }
 }
 
+/// <summary>What a schedule knows of the run it serves: its epochs and the metric the run monitors (its name and direction).</summary>
+public sealed record ScheduleRun(int Epochs, MonitoredMetric Monitor);
+
 /// <summary>One training run's learning rate: asked once after each epoch for the next epoch's rate.</summary>
 public interface ILearningRateScheduler
 {
-    /// <summary>The rate for epoch <paramref name="nextEpoch"/> (0-based), given the monitored loss of the epoch just finished.</summary>
-    double Next(int nextEpoch, double monitoredLoss);
+    /// <summary>The rate for epoch <paramref name="nextEpoch"/> (0-based), given the monitored metric's value in the epoch just finished.</summary>
+    double Next(int nextEpoch, double monitored);
 }
 
 /// <summary>Multiplies the rate by <paramref name="Gamma"/> every <paramref name="StepSize"/> epochs.</summary>
 public sealed record StepDecay(int StepSize = 10, double Gamma = 0.1) : LearningRateSchedule
 {
-    public override ILearningRateScheduler Start(double baseRate)
+    public override ILearningRateScheduler Start(double baseRate, ScheduleRun run)
     {
         Validate();
         return new Fn(epoch => baseRate * Math.Pow(Gamma, epoch / StepSize));
@@ -44,7 +53,7 @@ public sealed record StepDecay(int StepSize = 10, double Gamma = 0.1) : Learning
 /// <summary>Multiplies the rate by <paramref name="Gamma"/> every epoch.</summary>
 public sealed record ExponentialDecay(double Gamma = 0.95) : LearningRateSchedule
 {
-    public override ILearningRateScheduler Start(double baseRate)
+    public override ILearningRateScheduler Start(double baseRate, ScheduleRun run)
     {
         Validate();
         return new Fn(epoch => baseRate * Math.Pow(Gamma, epoch));
@@ -56,11 +65,10 @@ public sealed record ExponentialDecay(double Gamma = 0.95) : LearningRateSchedul
 /// <summary>Cosine annealing from the base rate down to <paramref name="MinRate"/> over <paramref name="Epochs"/> epochs (0: the whole run).</summary>
 public sealed record CosineAnnealing(int Epochs = 0, double MinRate = 0) : LearningRateSchedule
 {
-    internal int RunEpochs { get; init; }
-    public override ILearningRateScheduler Start(double baseRate)
+    public override ILearningRateScheduler Start(double baseRate, ScheduleRun run)
     {
         Validate();
-        int period = Epochs > 0 ? Epochs : Math.Max(RunEpochs, 1);
+        int period = Epochs > 0 ? Epochs : Math.Max(run.Epochs, 1);
         return new Fn(epoch => MinRate + (baseRate - MinRate) * (1 + Math.Cos(Math.PI * Math.Min(epoch, period) / period)) / 2);
     }
 
@@ -71,14 +79,21 @@ public sealed record CosineAnnealing(int Epochs = 0, double MinRate = 0) : Learn
     }
 }
 
-/// <summary>Multiplies the rate by <paramref name="Factor"/> when the monitored loss has not improved for <paramref name="Patience"/> epochs.</summary>
+/// <summary>
+/// Multiplies the rate by <paramref name="Factor"/> when the run's monitored metric has not improved (in its direction:
+/// lower, or higher for <see cref="MonitoredMetric.Maximize"/>) by more than <paramref name="MinDelta"/> for more than
+/// <paramref name="Patience"/> epochs.
+/// </summary>
 public sealed record ReduceOnPlateau(double Factor = 0.1, int Patience = 2, double MinDelta = 1e-4, double MinRate = 0) : LearningRateSchedule
 {
-    public override ILearningRateScheduler Start(double baseRate)
+    public override ILearningRateScheduler Start(double baseRate, ScheduleRun run)
     {
         Validate();
-        return new Plateau(this, baseRate);
+        ArgumentNullException.ThrowIfNull(run);
+        return new Plateau(this, run.Monitor, baseRate);
     }
+
+    public override bool FollowsMonitor => true;
 
     public override void Validate()
     {
@@ -88,13 +103,13 @@ public sealed record ReduceOnPlateau(double Factor = 0.1, int Patience = 2, doub
         Require(MinRate, nameof(MinRate), 0, double.MaxValue);
     }
 
-    private sealed class Plateau(ReduceOnPlateau spec, double rate) : ILearningRateScheduler
+    private sealed class Plateau(ReduceOnPlateau spec, MonitoredMetric monitor, double rate) : ILearningRateScheduler
     {
-        private double _best = double.PositiveInfinity;
+        private double _best = monitor.Worst;
         private int _bad;
-        public double Next(int nextEpoch, double monitoredLoss)
+        public double Next(int nextEpoch, double monitored)
         {
-            if (monitoredLoss < _best - spec.MinDelta) { _best = monitoredLoss; _bad = 0; }
+            if (monitor.Improves(monitored, _best, spec.MinDelta)) { _best = monitored; _bad = 0; }
             else if (++_bad > spec.Patience) { rate = Math.Max(rate * spec.Factor, spec.MinRate); _bad = 0; }
             return rate;
         }
@@ -103,5 +118,5 @@ public sealed record ReduceOnPlateau(double Factor = 0.1, int Patience = 2, doub
 
 internal sealed class Fn(Func<int, double> rate) : ILearningRateScheduler
 {
-    public double Next(int nextEpoch, double monitoredLoss) => rate(nextEpoch);
+    public double Next(int nextEpoch, double monitored) => rate(nextEpoch);
 }

@@ -9,9 +9,6 @@ namespace MlNetDeep.Training;
 /// </summary>
 public sealed class SupervisedStep : TrainingStep
 {
-    public const string Loss = "loss";
-    public const string Accuracy = "accuracy";
-
     private readonly nn.Module _model;
     private readonly TrainingObjective _objective;
     private readonly optim.Optimizer? _optimizer;
@@ -39,7 +36,10 @@ public sealed class SupervisedStep : TrainingStep
         _inputTransform = inputTransform;
         LearningRate = optimizer?.LearningRate ?? 0;
         Modules = [model];
+        MetricNames = objective.HasAccuracy ? [Loss, Accuracy] : [Loss];
     }
+
+    public override IReadOnlyCollection<string> MetricNames { get; }
 
     public override IReadOnlyList<nn.Module> Modules { get; }
 

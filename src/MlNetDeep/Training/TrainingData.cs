@@ -33,8 +33,27 @@ public interface IEpochBatches : IDisposable
     Batch Get(int index);
 }
 
+/// <summary>
+/// Training data held whole in tensors, which the loop may copy onto the training device (within
+/// <see cref="LoopSettings.MaxStagedBytes"/>) so that its batches need no transfer.
+/// </summary>
+internal interface IStageableData : ITrainingData, IDisposable
+{
+    /// <summary>Where the data lives.</summary>
+    Device Device { get; }
+
+    /// <summary>Bytes a copy takes (inputs and targets).</summary>
+    long Bytes { get; }
+
+    /// <summary>A copy on <paramref name="device"/>; the caller disposes it.</summary>
+    IStageableData CopyTo(Device device);
+
+    /// <summary>Whether two devices are one (any two CPU devices are).</summary>
+    static bool SameDevice(Device a, Device b) => a.type == b.type && (a.type == DeviceType.CPU || a.index == b.index);
+}
+
 /// <summary>Inputs [n, ...sample shape] and optional targets [n, ...], the first dimension indexing samples.</summary>
-public sealed class TensorData : ITrainingData, IDisposable
+public sealed class TensorData : ITrainingData, IStageableData
 {
     public TensorData(Tensor inputs, Tensor? targets)
     {
@@ -48,18 +67,24 @@ public sealed class TensorData : ITrainingData, IDisposable
     public Tensor? Targets { get; }
     public long Count => Inputs.shape[0];
 
-    public TensorData To(Device device) => new(Inputs.to(device), Targets?.to(device));
+    /// <summary>A copy on <paramref name="device"/>; targets that are the inputs themselves (an autoencoder's) stay one tensor.</summary>
+    public TensorData To(Device device)
+    {
+        var inputs = Inputs.to(device);
+        return new(inputs, ReferenceEquals(Targets, Inputs) ? inputs : Targets?.to(device));
+    }
+
+    Device IStageableData.Device => Inputs.device;
+
+    long IStageableData.Bytes => Inputs.ElementSize * Inputs.numel() + (Targets is { } t && !ReferenceEquals(t, Inputs) ? t.ElementSize * t.numel() : 0);
+
+    IStageableData IStageableData.CopyTo(Device device) => To(device);
 
     /// <summary>The rows at <paramref name="index"/> (a 1-D int64 tensor).</summary>
     public (Tensor Inputs, Tensor? Targets) Select(Tensor index) => (Inputs.index_select(0, index), Targets?.index_select(0, index));
 
     public IEpochBatches Epoch(int batchSize, bool shuffle, Generator? generator, Device device) =>
         new Batches(this, batchSize, shuffle ? randperm(Count, generator: generator) : arange(Count), device);
-
-    /// <summary>Whether the whole set is staged on <paramref name="device"/>: always on the CPU; on a GPU when it fits in <paramref name="maxBytes"/>.</summary>
-    internal bool StagesOn(Device device, long maxBytes) => device.type == DeviceType.CPU || Inputs.ElementSize * Inputs.numel() <= maxBytes;
-
-    internal static bool SameDevice(Device a, Device b) => a.type == b.type && (a.type == DeviceType.CPU || a.index == b.index);
 
     public void Dispose()
     {
@@ -80,7 +105,7 @@ public sealed class TensorData : ITrainingData, IDisposable
             _data = data;
             _batchSize = batchSize;
             _device = device;
-            _staged = SameDevice(data.Inputs.device, device);
+            _staged = IStageableData.SameDevice(data.Inputs.device, device);
             _order = order.to(_staged ? device : CPU);
             if (!ReferenceEquals(_order, order)) order.Dispose();
             Count = (int)((data.Count + batchSize - 1) / batchSize);

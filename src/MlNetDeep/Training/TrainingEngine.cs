@@ -6,7 +6,7 @@ namespace MlNetDeep.Training;
 /// The ready-made path for one network trained on one objective: a <see cref="SupervisedStep"/> driven by the
 /// <see cref="TrainingLoop"/>. Every single-network family (classifier, regressor, autoencoders, VAE) trains through it.
 /// </summary>
-public static class TrainingEngine
+internal static class TrainingEngine
 {
     /// <param name="random">The generator the model draws from while it trains (dropout, a VAE's noise); see <see cref="TrainingLoop.Run"/>.</param>
     public static TrainingHistory Fit(nn.Module model, TrainingObjective objective, TensorData train, TensorData? validation,
@@ -22,6 +22,6 @@ public static class TrainingEngine
     {
         using var step = new SupervisedStep(model, objective, optimizer: null);
         var metrics = TrainingLoop.Evaluate(step, data, batchSize, cancellationToken);
-        return (metrics[SupervisedStep.Loss], metrics.TryGetValue(SupervisedStep.Accuracy, out var accuracy) ? accuracy : null);
+        return (metrics[TrainingStep.Loss], metrics.TryGetValue(TrainingStep.Accuracy, out var accuracy) ? accuracy : null);
     }
 }

@@ -17,10 +17,10 @@ public sealed record EpochMetrics(int Epoch, IReadOnlyDictionary<string, double>
         : throw new KeyNotFoundException($"Epoch {Epoch + 1} has no metric '{name}'; it has {string.Join(", ", Values.Keys)}.");
 
     /// <summary>Mean training loss (<c>loss</c>); NaN for steps without a single loss (a GAN reports d_loss and g_loss).</summary>
-    public double TrainLoss => Get(SupervisedStep.Loss) ?? double.NaN;
-    public double? TrainAccuracy => Get(SupervisedStep.Accuracy);
-    public double? ValidationLoss => Get(TrainingLoop.ValidationPrefix + SupervisedStep.Loss);
-    public double? ValidationAccuracy => Get(TrainingLoop.ValidationPrefix + SupervisedStep.Accuracy);
+    public double TrainLoss => Get(TrainingStep.Loss) ?? double.NaN;
+    public double? TrainAccuracy => Get(TrainingStep.Accuracy);
+    public double? ValidationLoss => Get(TrainingLoop.ValidationPrefix + TrainingStep.Loss);
+    public double? ValidationAccuracy => Get(TrainingLoop.ValidationPrefix + TrainingStep.Accuracy);
 
     /// <summary>"loss 0.1234, accuracy 97.10 %, ..." for logs.</summary>
     public string Describe() => string.Join(", ", Values.Select(kv => $"{kv.Key} {Format(kv.Key, kv.Value)}"));
@@ -46,7 +46,7 @@ public sealed class TrainingHistory
     public IReadOnlyList<double> Values(string name) => _epochs.Select(e => e.Get(name) ?? double.NaN).ToList();
 
     /// <summary>
-    /// 0-based epoch with the best monitored metric (<see cref="EarlyStopping.Monitor"/>; by default <c>val_loss</c>
+    /// 0-based epoch with the best monitored metric (<see cref="LoopSettings.Monitor"/>; by default <c>val_loss</c>
     /// with validation data, else <c>loss</c>); -1 when no epoch reported a comparable value.
     /// </summary>
     public int BestEpoch { get; internal set; } = -1;
@@ -102,13 +102,12 @@ public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batc
 }
 
 /// <summary>
-/// Stops training when the monitored metric has not improved by more than <paramref name="MinDelta"/> for
-/// <paramref name="Patience"/> epochs in a row (training ends after the Patience-th such epoch; 0 stops at the first),
-/// and restores the best epoch's weights (also when a training metric diverges to NaN or infinity).
-/// <paramref name="Monitor"/> names the metric (default: <c>val_loss</c> with validation data, else <c>loss</c>);
-/// <paramref name="Maximize"/> for metrics where higher is better (accuracy).
+/// Stops training when the monitored metric (<see cref="LoopSettings.Monitor"/>, <see cref="DeepTrainerOptions.Monitor"/>)
+/// has not improved by more than <paramref name="MinDelta"/> for <paramref name="Patience"/> epochs in a row (training
+/// ends after the Patience-th such epoch; 0 stops at the first), and restores the best epoch's weights (also when a
+/// training metric diverges to NaN or infinity).
 /// </summary>
-public sealed record EarlyStopping(int Patience = 3, double MinDelta = 0, bool RestoreBestWeights = true, string? Monitor = null, bool Maximize = false)
+public sealed record EarlyStopping(int Patience = 3, double MinDelta = 0, bool RestoreBestWeights = true)
 {
     /// <summary>Checks the settings; throws naming the one that is out of range.</summary>
     public void Validate()
@@ -116,7 +115,31 @@ public sealed record EarlyStopping(int Patience = 3, double MinDelta = 0, bool R
         if (Patience < 0) throw new ArgumentOutOfRangeException(nameof(Patience), Patience, "EarlyStopping.Patience must be >= 0.");
         if (!(MinDelta >= 0) || double.IsInfinity(MinDelta))
             throw new ArgumentOutOfRangeException(nameof(MinDelta), MinDelta, "EarlyStopping.MinDelta must be a finite number >= 0.");
-        if (Monitor is not null && string.IsNullOrWhiteSpace(Monitor))
-            throw new ArgumentException("EarlyStopping.Monitor must be null (the default metric) or a metric name such as 'val_loss'.", nameof(Monitor));
+    }
+}
+
+/// <summary>
+/// The one metric a training run watches, and which way is better: early stopping, <see cref="ReduceOnPlateau"/> and
+/// the history's <see cref="TrainingHistory.BestEpoch"/> all follow it. <paramref name="Name"/> is a metric the step
+/// reports (<c>loss</c>, <c>accuracy</c>, <c>g_loss</c>...) or its validation counterpart (<c>val_loss</c>,
+/// <c>val_accuracy</c>); <paramref name="Maximize"/> for metrics where higher is better. The loop checks the name
+/// against the step's metrics before the first epoch.
+/// </summary>
+public sealed record MonitoredMetric(string Name, bool Maximize = false)
+{
+    /// <summary>What a run watches when none is named: <c>val_loss</c> with validation data, else <c>loss</c>; lower is better.</summary>
+    public static MonitoredMetric Default(bool validation) => new(validation ? TrainingLoop.ValidationPrefix + TrainingStep.Loss : TrainingStep.Loss);
+
+    /// <summary>The starting point of a search for the best value: no value is worse.</summary>
+    public double Worst => Maximize ? double.NegativeInfinity : double.PositiveInfinity;
+
+    /// <summary>Whether <paramref name="value"/> improves on <paramref name="best"/> by more than <paramref name="minDelta"/> in this metric's direction (NaN never does).</summary>
+    public bool Improves(double value, double best, double minDelta) => Maximize ? value > best + minDelta : value < best - minDelta;
+
+    /// <summary>Checks the name; throws when it is empty.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Name))
+            throw new ArgumentException("MonitoredMetric.Name must name a metric such as 'val_loss' or 'accuracy'.", nameof(Name));
     }
 }

@@ -13,18 +13,27 @@ public sealed record LoopSettings
     public int ValidationBatchSize { get; init; } = 1024;
     public LearningRateSchedule? LearningRateSchedule { get; init; }
     public EarlyStopping? EarlyStopping { get; init; }
+
+    /// <summary>
+    /// The one metric early stopping, the schedule (<see cref="ReduceOnPlateau"/>) and the best epoch follow, with its
+    /// direction; null: <c>val_loss</c> with validation data, else <c>loss</c>, lower being better.
+    /// </summary>
+    public MonitoredMetric? Monitor { get; init; }
     public IProgress<TrainingProgress>? Progress { get; init; }
     public CancellationToken CancellationToken { get; init; }
     public IReadOnlyList<ITrainingCallback> Callbacks { get; init; } = [];
 
-    /// <summary>Largest in-memory training set (bytes of inputs) staged whole on a GPU; larger sets move batch by batch.</summary>
+    /// <summary>
+    /// Most bytes of in-memory data (inputs and targets) staged whole on a GPU: the training data first, then the
+    /// validation data within what is left; data that does not fit moves batch by batch.
+    /// </summary>
     public long MaxStagedBytes { get; init; } = 4L << 30;
 
     /// <summary>The loop's part of a trainer's options.</summary>
     public static LoopSettings From(DeepTrainerOptions options) => new()
     {
         Epochs = options.Epochs, BatchSize = options.BatchSize, Shuffle = options.Shuffle, ValidationBatchSize = options.ScoringBatchSize,
-        LearningRateSchedule = options.LearningRateSchedule, EarlyStopping = options.EarlyStopping, Progress = options.Progress,
+        LearningRateSchedule = options.LearningRateSchedule, EarlyStopping = options.EarlyStopping, Monitor = options.Monitor, Progress = options.Progress,
         CancellationToken = options.CancellationToken, Callbacks = options.Callbacks.ToList(), MaxStagedBytes = options.MaxStagedBytes,
     };
 
@@ -33,16 +42,20 @@ public sealed record LoopSettings
         if (Epochs <= 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be at least 1.");
         if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
         if (ValidationBatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(ValidationBatchSize), ValidationBatchSize, "The validation batch size must be at least 1.");
+        if (MaxStagedBytes < 0) throw new ArgumentOutOfRangeException(nameof(MaxStagedBytes), MaxStagedBytes, "MaxStagedBytes must be >= 0.");
         EarlyStopping?.Validate();
         LearningRateSchedule?.Validate();
+        Monitor?.Validate();
     }
 }
 
 /// <summary>
 /// The one training loop every family uses. It asks a <see cref="TrainingStep"/> to train on each batch of an
-/// <see cref="ITrainingData"/> and owns the rest: epochs, the learning-rate schedule, validation, early stopping on a
-/// named metric with the best weights restored (also when training diverges), callbacks, the history of named metrics,
-/// progress, cancellation (before every training and validation batch), the seeded generators and the device.
+/// <see cref="ITrainingData"/> and owns the rest: epochs, the learning-rate schedule, validation, one monitored metric
+/// (checked against the step's metrics before the first epoch) for early stopping with the best weights restored (also
+/// when training diverges) and for the schedule, callbacks (in eval mode, without gradients), the history of named
+/// metrics, progress, cancellation (before every training and validation batch), the seeded generators, and staging
+/// in-memory data on the device.
 /// </summary>
 public static class TrainingLoop
 {
@@ -61,25 +74,24 @@ public static class TrainingLoop
         ArgumentNullException.ThrowIfNull(settings);
         settings.Validate();
         if (train.Count == 0) throw new InvalidOperationException("The training data has no rows.");
+        var monitor = settings.Monitor ?? MonitoredMetric.Default(validation is not null);
+        bool monitorFollowed = CheckMonitor(step, monitor, validation is not null, settings);
         step.CheckData(train);
         if (validation is not null) step.CheckData(validation);
         var history = new TrainingHistory();
-        using var onDevice = train is TensorData t && t.StagesOn(device, settings.MaxStagedBytes) && !TensorData.SameDevice(t.Inputs.device, device) ? t.To(device) : null;
-        var data = (ITrainingData?)onDevice ?? train;
-        using var validationOnDevice = validation is TensorData v ? v.To(device) : null;
+        long stagingBudget = device.type == DeviceType.CPU ? long.MaxValue : settings.MaxStagedBytes;
+        using var trainOnDevice = Stage(train, device, ref stagingBudget);
+        using var validationOnDevice = validation is null ? null : Stage(validation, device, ref stagingBudget);
+        var data = (ITrainingData?)trainOnDevice ?? train;
         var validationData = (ITrainingData?)validationOnDevice ?? validation;
 
         double baseRate = step.LearningRate, learningRate = baseRate;
-        var schedule = settings.LearningRateSchedule is CosineAnnealing cosine
-            ? (cosine with { RunEpochs = settings.Epochs }).Start(baseRate)
-            : settings.LearningRateSchedule?.Start(baseRate);
+        var schedule = settings.LearningRateSchedule?.Start(baseRate, new ScheduleRun(settings.Epochs, monitor));
         var stopping = settings.EarlyStopping;
-        string monitor = stopping?.Monitor ?? (validationData is not null ? ValidationPrefix + SupervisedStep.Loss : SupervisedStep.Loss);
-        bool maximize = stopping?.Maximize ?? false;
 
         Dictionary<string, Tensor>? bestWeights = null;
         int bestWeightsEpoch = -1;
-        double best = maximize ? double.NegativeInfinity : double.PositiveInfinity;
+        double best = monitor.Worst;
         int epochsWithoutImprovement = 0;
         long n = data.Count;
         double trainingSeconds = 0;
@@ -139,7 +151,7 @@ public static class TrainingLoop
                     history.Add(new EpochMetrics(epoch, values, learningRate, clock.Elapsed, n / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
                     history.Diverged = true;
                     history.StoppedEarly = true;
-                    history.StopReason = $"{what} The weights of epoch {bestWeightsEpoch + 1} ({monitor} {best:G5}) were restored.";
+                    history.StopReason = $"{what} The weights of epoch {bestWeightsEpoch + 1} ({monitor.Name} {best:G5}) were restored.";
                     break;
                 }
 
@@ -150,15 +162,16 @@ public static class TrainingLoop
                 history.Add(metrics);
                 settings.Progress?.Report(new TrainingProgress(epoch, settings.Epochs, batches, batches, metrics));
 
-                if (!values.TryGetValue(monitor, out double monitored))
+                if (!values.TryGetValue(monitor.Name, out double monitored))
                 {
-                    if (stopping is not null)
-                        throw new ArgumentException($"EarlyStopping monitors '{monitor}', which this training does not report; it reports {string.Join(", ", values.Keys)}.", nameof(settings));
+                    if (monitorFollowed)
+                        throw new InvalidOperationException($"{step.GetType().Name} lists '{monitor.Name}' among its metrics but did not report it in epoch {epoch + 1}; " +
+                            $"it reported {string.Join(", ", values.Keys)}.");
                     monitored = double.NaN;
                 }
                 double delta = stopping?.MinDelta ?? 0;
                 string? stopReason = null;
-                if (maximize ? monitored > best + delta : monitored < best - delta)
+                if (monitor.Improves(monitored, best, delta))
                 {
                     best = monitored;
                     history.BestEpoch = epoch;
@@ -171,13 +184,15 @@ public static class TrainingLoop
                 }
                 else if (stopping is not null && ++epochsWithoutImprovement >= stopping.Patience && epoch < settings.Epochs - 1)
                 {
-                    stopReason = $"early stopping: {monitor} did not improve for {epochsWithoutImprovement} epoch{(epochsWithoutImprovement == 1 ? "" : "s")}" +
+                    stopReason = $"early stopping: {monitor.Name} did not improve for {epochsWithoutImprovement} epoch{(epochsWithoutImprovement == 1 ? "" : "s")}" +
                         (history.BestEpoch >= 0 ? $" after its best, {best:G5} in epoch {history.BestEpoch + 1}" : "");
                 }
 
                 Native.NativeMemory.ReleaseAfterEpoch();
                 var end = new EpochEnd(metrics, history, step);
-                foreach (var callback in settings.Callbacks) callback.OnEpochEnd(end);
+                foreach (var module in step.Modules) module.eval();
+                using (no_grad())
+                    foreach (var callback in settings.Callbacks) callback.OnEpochEnd(end);
                 if (stopReason is null && end.StopTraining && epoch < settings.Epochs - 1) stopReason = end.StopReason;
                 if (stopReason is not null)
                 {
@@ -233,7 +248,39 @@ public static class TrainingLoop
         return sums.ToDictionary(kv => kv.Key, kv => kv.Value / data.Count);
     }
 
-    private static Device DeviceOf(ITrainingData data) => data is TensorData t ? t.Inputs.device : CPU;
+    private static Device DeviceOf(ITrainingData data) => data is IStageableData staged ? staged.Device : CPU;
+
+    /// <summary>
+    /// Checks, before the first epoch, that the step reports the monitored metric when anything follows it (early
+    /// stopping, a schedule such as <see cref="ReduceOnPlateau"/>, or a monitor named in the settings); returns whether anything does.
+    /// </summary>
+    private static bool CheckMonitor(TrainingStep step, MonitoredMetric monitor, bool validation, LoopSettings settings)
+    {
+        var followers = new List<string>();
+        if (settings.EarlyStopping is not null) followers.Add(nameof(EarlyStopping));
+        if (settings.LearningRateSchedule is { FollowsMonitor: true } schedule) followers.Add(schedule.GetType().Name);
+        if (followers.Count == 0 && settings.Monitor is null) return false;
+        var reported = step.MetricNames.Concat(validation ? step.EvaluationMetricNames.Select(name => ValidationPrefix + name) : []).ToList();
+        if (reported.Contains(monitor.Name)) return true;
+        string who = followers.Count == 0 ? "The training" : string.Join(" and ", followers);
+        string what = settings.Monitor is null ? $"'{monitor.Name}' (the default)" : $"'{monitor.Name}'";
+        string trained = monitor.Name.StartsWith(ValidationPrefix, StringComparison.Ordinal) ? monitor.Name[ValidationPrefix.Length..] : "";
+        string hint = !validation && step.MetricNames.Contains(trained)
+            ? $" '{monitor.Name}' is measured on validation data, which this training has none of: give validation data or monitor '{trained}'."
+            : " Name one of them as the monitored metric (Monitor).";
+        throw new ArgumentException($"{who} monitors {what}, which this training does not report; it reports {string.Join(", ", reported)}.{hint}", nameof(LoopSettings.Monitor));
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="data"/> on <paramref name="device"/> when it is held in tensors elsewhere and its copy
+    /// fits in <paramref name="budget"/> bytes (which it then uses up); null reads the data where it is, batch by batch.
+    /// </summary>
+    internal static IStageableData? Stage(ITrainingData data, Device device, ref long budget)
+    {
+        if (data is not IStageableData stageable || IStageableData.SameDevice(stageable.Device, device) || stageable.Bytes > budget) return null;
+        budget -= stageable.Bytes;
+        return stageable.CopyTo(device);
+    }
 
     private static Dictionary<string, Tensor> Snapshot(TrainingStep step, Dictionary<string, Tensor>? previous)
     {

@@ -10,7 +10,7 @@ namespace MlNetDeep.Training;
 /// Outside a run no generator is current and the draws come from torch's global generator, as torch's own modules'
 /// do.
 /// </summary>
-public static class TrainingRandom
+internal static class TrainingRandom
 {
     [ThreadStatic] private static Generator? _current;
 

@@ -41,6 +41,21 @@ public sealed class StepContext
 /// </summary>
 public abstract class TrainingStep : IDisposable
 {
+    /// <summary>The name of a step's loss, where it has one loss (what a run watches by default).</summary>
+    public const string Loss = "loss";
+
+    /// <summary>The name of the share of rows a classifying step gets right.</summary>
+    public const string Accuracy = "accuracy";
+
+    /// <summary>
+    /// The names of the metrics <see cref="TrainBatch"/> reports, known before training: the loop checks the monitored
+    /// metric against them before the first epoch.
+    /// </summary>
+    public abstract IReadOnlyCollection<string> MetricNames { get; }
+
+    /// <summary>The names of the metrics <see cref="EvaluateBatch"/> reports (validation names them val_*); by default <see cref="MetricNames"/>.</summary>
+    public virtual IReadOnlyCollection<string> EvaluationMetricNames => MetricNames;
+
     /// <summary>The modules this step trains: switched to train/eval mode, and snapshot for early stopping.</summary>
     public abstract IReadOnlyList<TorchSharp.torch.nn.Module> Modules { get; }
 

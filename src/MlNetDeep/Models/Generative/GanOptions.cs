@@ -126,6 +126,10 @@ public sealed class GanOptions : DeepTrainerOptions
         if (string.IsNullOrWhiteSpace(NoiseColumnName)) throw new ArgumentException("NoiseColumnName must name a column.", nameof(NoiseColumnName));
         CheckColumnNames();
         if (ValidationFraction > 0 || ValidationData is not null) throw new ArgumentException("A GAN has no validation loss to watch; leave ValidationFraction and ValidationData unset.");
+        if (TrainingInputTransform is not null)
+            throw new ArgumentException("A GAN takes no TrainingInputTransform: its discriminator sees the training images as they are (InstanceNoise adds noise to every image it sees).", nameof(TrainingInputTransform));
+        if (AdversarialTraining is not null)
+            throw new ArgumentException("A GAN takes no AdversarialTraining: it has no labelled loss to attack.", nameof(AdversarialTraining));
     }
 
     /// <summary>The generator's output column is not its noise column, the column it reads (checked at construction, Fit and GetOutputSchema).</summary>

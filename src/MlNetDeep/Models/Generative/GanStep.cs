@@ -30,6 +30,8 @@ internal sealed class GanStep : TrainingStep
 
     public override IReadOnlyList<nn.Module> Modules { get; }
 
+    public override IReadOnlyCollection<string> MetricNames { get; } = [DLoss, GLoss, DRealAccuracy, DFakeAccuracy];
+
     public override double LearningRate => _options.Optimizer.LearningRate;
 
     public override void ScaleLearningRates(double factor)

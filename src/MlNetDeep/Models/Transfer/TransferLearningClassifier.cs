@@ -195,7 +195,11 @@ internal static class TransferTraining
         if (t.CacheBottleneck == true && o.TrainingInputTransform is not null)
             throw new ArgumentException("CacheBottleneck cannot be used with a TrainingInputTransform: augmented images have new features every epoch. " +
                 "Leave CacheBottleneck null to train the frozen phase through the backbone.", nameof(t.CacheBottleneck));
-        if (o.AdversarialTraining is not null) throw new NotSupportedException("Adversarial training is not supported by the transfer-learning classifiers.");
+        if (o.AdversarialTraining is not null) throw new ArgumentException("The transfer-learning classifier takes no AdversarialTraining.", nameof(o.AdversarialTraining));
+        if (t.FineTuneEpochs == 0 && t.FineTuneLayers is not null)
+            throw new ArgumentException("FineTuneLayers chooses the layers of the fine-tuning phase, which FineTuneEpochs = 0 leaves out: set FineTuneEpochs or leave FineTuneLayers null.", nameof(t.FineTuneLayers));
+        if (t.FineTuneEpochs == 0 && t.FineTuneLearningRate is not null)
+            throw new ArgumentException("FineTuneLearningRate is the rate of the fine-tuning phase, which FineTuneEpochs = 0 leaves out: set FineTuneEpochs or leave FineTuneLearningRate null.", nameof(t.FineTuneLearningRate));
         if (o.InputShape is not null && !o.InputShape.SequenceEqual(backbone.InputShape))
             throw new ArgumentException($"InputShape [{string.Join(", ", o.InputShape)}] differs from the backbone's input [{string.Join(", ", backbone.InputShape)}]; leave it null.", nameof(o.InputShape));
         o.InputShape = backbone.InputShape.ToArray(); // the images the backbone reads
