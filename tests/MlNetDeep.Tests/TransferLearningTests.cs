@@ -97,7 +97,13 @@ public class TransferLearningTests(ITestOutputHelper output)
         Assert.Equal(Weight(Pretrained.Value.Model, 8), Weight(model, 9));
         Assert.NotEqual(Weight(Pretrained.Value.Model, 9), Weight(model, 10));             // within them: moved
 
+        // A transfer-learned classifier scores through ONNX Runtime (convolutional, on the CPU), as TorchSharp does.
+        Assert.Equal(Models.Common.ScoringBackend.OnnxRuntime, model.ActiveBackend);
         var scores = TestData.Column(model.Transform(data), "Score");
+        Assert.Equal("CPUExecutionProvider", model.OnnxRuntimeExecutionProvider);
+        model.Backend = Models.Common.ScoringBackend.TorchSharp;
+        Close.Equal(scores, TestData.Column(model.Transform(data), "Score"));
+        model.Backend = Models.Common.ScoringBackend.Auto;
         var path = TestData.TempFile();
         ml.Model.SaveDeep(model, data.Schema, path);
         var loaded = ml.Model.LoadDeep(path, out _);
@@ -137,6 +143,10 @@ public class TransferLearningTests(ITestOutputHelper output)
         Assert.True(auc > 0.9, $"AUC {auc}");
         using var model = (Models.Classification.NeuralNetworkBinaryClassificationTransformer)folds[0].Model;
         Assert.Contains(model.Transform(data).Schema, c => c.Name == "Probability");
+        Assert.Equal(Models.Common.ScoringBackend.OnnxRuntime, model.ActiveBackend); // the binary head scores through ONNX Runtime too
+        var probabilities = model.Transform(data).GetColumn<float>("Probability").ToArray();
+        model.Backend = Models.Common.ScoringBackend.TorchSharp;
+        Close.Equal(model.Transform(data).GetColumn<float>("Probability").ToArray(), probabilities);
     }
 
     [Fact]

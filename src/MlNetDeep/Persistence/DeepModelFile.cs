@@ -106,7 +106,8 @@ internal static class DeepModelFile
         using var zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
         var entries = new EntryReader(zip, limits);
         var manifest = ReadManifest(zip, entries, limits);
-        var device = HostEnvironments.Device(HostEnvironments.Of(catalog));
+        var environment = HostEnvironments.Of(catalog);
+        var device = HostEnvironments.Device(environment);
         var stages = new List<ITransformer>();
         inputSchema = null!;
         try
@@ -122,7 +123,9 @@ internal static class DeepModelFile
                 }
                 else if (stage.Type == "deep")
                 {
-                    stages.Add(ReadDeep(entries, stage, i, device, limits));
+                    var deep = ReadDeep(entries, stage, i, device, limits);
+                    if (deep is Models.Common.DeepTransformer scored) scored.UseEnvironment(environment);
+                    stages.Add(deep);
                 }
                 else if (stage.Type == "transform")
                 {

@@ -107,6 +107,11 @@ public sealed class NeuralNetworkBinaryClassificationTransformer : DeepTransform
     /// <summary>ONNX export writes the logit (the Score column); the probability is its sigmoid.</summary>
     private protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
 
+    /// <summary>In-process ONNX Runtime scoring computes <see cref="Forward"/>: the logit beside its sigmoid.</summary>
+    private protected override bool OnnxScoringMatchesForward => true;
+
+    private protected override Persistence.Onnx.OnnxExporter.Head? OnnxScoringHead => Persistence.Onnx.OnnxExporter.Head.LogitAndProbability;
+
     internal override TransformerRecord ToRecord() => NewRecord()
         .With("scoreColumn", OutputColumns[0].Name)
         .With("probabilityColumn", OutputColumns[1].Name)

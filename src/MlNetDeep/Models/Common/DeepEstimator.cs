@@ -110,7 +110,9 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
                 {
                     module.to(device);
                     var history = Train(module, task, train, validation, device, seed, random);
-                    return CreateTransformer(module, network, inputShape, device, task, schema, history);
+                    var transformer = CreateTransformer(module, network, inputShape, device, task, schema, history);
+                    transformer.UseEnvironment(Environment);
+                    return transformer;
                 }
                 catch
                 {

@@ -29,7 +29,10 @@ public enum ScoringBackend
     Auto,
     /// <summary>TorchSharp, the engine the network trained on (any device).</summary>
     TorchSharp,
-    /// <summary>ONNX Runtime on the CPU, through the network's ONNX export; an error for a model that cannot be exported or lives on a GPU.</summary>
+    /// <summary>
+    /// ONNX Runtime, through the network's ONNX export: on the CPU, or on the CUDA device that
+    /// <see cref="DeepTransformer.OnnxRuntimeGpuDeviceId"/> names; an error for a model whose export is not what it scores.
+    /// </summary>
     OnnxRuntime,
 }
 
@@ -44,6 +47,9 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     private volatile ScoringBackend _backend;
     private volatile bool _onnxUnavailable;
     private readonly bool _convolutional;
+    private int? _onnxGpu;
+    private bool _onnxFallbackToCpu = true;
+    private Microsoft.ML.Runtime.IHostEnvironment? _environment;
 
     protected DeepTransformer(nn.Module module, NetworkSpec network, string featureColumnName, int[] inputShape, Device device, int scoringBatchSize)
     {
@@ -112,12 +118,60 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
         set
         {
             if (!Enum.IsDefined(value)) throw new ArgumentOutOfRangeException(nameof(value), value, "Unknown scoring backend.");
-            if (value == ScoringBackend.OnnxRuntime)
-            {
-                if (Device.type != DeviceType.CPU) throw new NotSupportedException("ONNX Runtime scores on the CPU here (its GPU package is not used); this model lives on " + Device + ".");
-                if (!OnnxScoringMatchesForward) throw new NotSupportedException($"{GetType().Name} does not score through ONNX Runtime: its ONNX export is not what its columns read.");
-            }
+            if (value == ScoringBackend.OnnxRuntime && !OnnxScoringMatchesForward)
+                throw new NotSupportedException($"{GetType().Name} does not score through ONNX Runtime: its ONNX export is not what its columns read.");
             _backend = value;
+        }
+    }
+
+    /// <summary>
+    /// The CUDA device ONNX Runtime scores on when it is the scoring backend (null, the default: the CPU). A model made
+    /// by Fit or LoadDeep starts with its MLContext's <c>GpuDeviceId</c>, as ML.NET's <c>ApplyOnnxModel</c> does. The
+    /// CUDA provider needs the GPU build of ONNX Runtime (the Microsoft.ML.OnnxRuntime.Gpu package instead of
+    /// Microsoft.ML.OnnxRuntime) and CUDA; where it cannot start, scoring falls back to the CPU (unless
+    /// <see cref="OnnxRuntimeFallbackToCpu"/> is false), <see cref="OnnxRuntimeFallbackReason"/> says why and the
+    /// MLContext's log gets a warning. Setting it takes effect at the next batch.
+    /// </summary>
+    public int? OnnxRuntimeGpuDeviceId
+    {
+        get => _onnxGpu;
+        set
+        {
+            if (value < 0) throw new ArgumentOutOfRangeException(nameof(value), value, "A CUDA device id is 0 or more.");
+            ResetOnnx(() => _onnxGpu = value);
+        }
+    }
+
+    /// <summary>Whether ONNX Runtime scores on the CPU when the CUDA device asked for cannot be used (default true, as <c>MLContext.FallbackToCpu</c>); false makes it an error.</summary>
+    public bool OnnxRuntimeFallbackToCpu
+    {
+        get => _onnxFallbackToCpu;
+        set => ResetOnnx(() => _onnxFallbackToCpu = value);
+    }
+
+    /// <summary>The ONNX Runtime execution provider scoring runs on (<c>CPUExecutionProvider</c> or <c>CUDAExecutionProvider</c>); null until ONNX Runtime has scored.</summary>
+    public string? OnnxRuntimeExecutionProvider => _onnx?.ExecutionProvider;
+
+    /// <summary>Why ONNX Runtime scores on the CPU although <see cref="OnnxRuntimeGpuDeviceId"/> asks for a GPU (null otherwise).</summary>
+    public string? OnnxRuntimeFallbackReason => _onnx?.FallbackReason;
+
+    /// <summary>Takes the GPU settings and the log of the MLContext that made or loaded this model.</summary>
+    internal void UseEnvironment(Microsoft.ML.Runtime.IHostEnvironment environment)
+    {
+        _environment = environment;
+        _onnxGpu = Native.HostEnvironments.GpuDeviceId(environment);
+        _onnxFallbackToCpu = Native.HostEnvironments.FallbackToCpu(environment);
+    }
+
+    /// <summary>Changes an ONNX Runtime setting under the model's lock and drops the session made with the old one.</summary>
+    private void ResetOnnx(Action change)
+    {
+        lock (_gate)
+        {
+            change();
+            _onnx?.Dispose();
+            _onnx = null;
+            _onnxUnavailable = false;
         }
     }
 
@@ -138,8 +192,16 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
         if (_onnx is not null) return _onnx;
         try
         {
-            return _onnx = new Persistence.Onnx.OnnxScorer(ExportOnnx(OutputColumns[0].Name), FeatureColumnName, OutputColumns[0].Name, FeatureSize, OutputWidth,
-                get_num_threads());
+            var model = Persistence.Onnx.OnnxExporter.Export(Network, Module, InputShape, FeatureColumnName, OutputColumns[0].Name,
+                OnnxScoringHead ?? throw new NotSupportedException($"{GetType().Name} cannot be exported to ONNX."));
+            _onnx = new Persistence.Onnx.OnnxScorer(model, FeatureColumnName, OutputColumns[0].Name, FeatureSize, OutputWidth,
+                get_num_threads(), _onnxGpu, _onnxFallbackToCpu);
+            if (_onnx.FallbackReason is { } reason && _environment is { } env)
+            {
+                using var channel = env.Start("OnnxRuntime");
+                channel.Warning(Microsoft.ML.Runtime.MessageSensitivity.None, $"{GetType().Name}: ONNX Runtime scores on the CPU, not CUDA device {_onnxGpu}: {reason}");
+            }
+            return _onnx;
         }
         catch (NotSupportedException) when (_backend == ScoringBackend.Auto)
         {
@@ -148,8 +210,11 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
         }
     }
 
-    /// <summary>True for a family whose <see cref="Forward"/> output is exactly its ONNX export's output (<see cref="OnnxHead"/> on the network).</summary>
+    /// <summary>True for a family whose <see cref="Forward"/> output is exactly the network with <see cref="OnnxScoringHead"/> in ONNX.</summary>
     private protected virtual bool OnnxScoringMatchesForward => false;
+
+    /// <summary>What the in-process ONNX Runtime session appends to the network to compute <see cref="Forward"/> (default <see cref="OnnxHead"/>).</summary>
+    private protected virtual Persistence.Onnx.OnnxExporter.Head? OnnxScoringHead => OnnxHead;
 
     /// <summary>Scores <paramref name="rows"/> rows of <paramref name="features"/> into <paramref name="outputs"/>.</summary>
     public void Score(float[] features, int rows, float[] outputs) => WithModule(_ =>

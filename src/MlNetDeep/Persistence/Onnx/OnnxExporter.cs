@@ -11,8 +11,11 @@ namespace MlNetDeep.Persistence.Onnx;
 /// </summary>
 internal static class OnnxExporter
 {
-    /// <summary>What to append after the network: nothing, or a softmax over the outputs.</summary>
-    public enum Head { None, Softmax }
+    /// <summary>
+    /// What to append after the network: nothing, a softmax over the outputs, or (for in-process scoring of a binary
+    /// classifier) the logit beside its sigmoid, [N, 2].
+    /// </summary>
+    public enum Head { None, Softmax, LogitAndProbability }
 
     public static byte[] Export(NetworkSpec network, nn.Module module, int[] inputShape, string inputName, string outputName, Head head)
     {
@@ -20,8 +23,15 @@ internal static class OnnxExporter
         int width = inputShape.Aggregate(1, (a, b) => a * b);
         var (current, shape) = EmitNetwork(graph, network, module, inputName, inputShape);
         if (shape.Length != 1) current = graph.Node("Flatten", [current], ("axis", 1L));
+        int outputs = shape.Aggregate(1, (a, b) => a * b);
         if (head == Head.Softmax) current = graph.Node("Softmax", [current], ("axis", -1L));
-        return graph.ToModel(network.Name, inputName, width, current, outputName, shape.Aggregate(1, (a, b) => a * b));
+        if (head == Head.LogitAndProbability)
+        {
+            if (outputs != 1) throw new NotSupportedException($"A logit and its probability need one network output, not {outputs}.");
+            current = graph.Node("Concat", [current, graph.Node("Sigmoid", [current])], ("axis", 1L));
+            outputs = 2;
+        }
+        return graph.ToModel(network.Name, inputName, width, current, outputName, outputs);
     }
 
     /// <summary>
