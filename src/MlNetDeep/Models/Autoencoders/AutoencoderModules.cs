@@ -82,6 +82,9 @@ public sealed class VariationalAutoencoderModule : nn.Module<Tensor, Tensor>, IA
     /// <summary>The head that gives the latent mean from the flattened encoder output.</summary>
     internal nn.Module<Tensor, Tensor> MeanHead => mean;
 
+    /// <summary>The head that gives the latent log-variance from the flattened encoder output.</summary>
+    internal nn.Module<Tensor, Tensor> LogVarianceHead => logVariance;
+
     public nn.Module<Tensor, Tensor> DecoderModule => decoder;
 
     /// <summary>The latent mean and log-variance, each [n, latent size].</summary>

@@ -15,11 +15,16 @@ internal static class Reconstruction
     {
         var t = target.view_as(output);
         if (checkRange) CheckData(t, loss, columnName);
-        var elementwise = loss == ReconstructionLoss.BinaryCrossEntropy
-            ? nn.functional.binary_cross_entropy(output.clamp(1e-7, 1 - 1e-7), t, reduction: nn.Reduction.None)
-            : (output - t).square();
-        return elementwise.flatten(1).sum(1);
+        return Elementwise(output, t, loss).flatten(1).sum(1);
     }
+
+    /// <summary>The loss of each value, the shape of <paramref name="output"/> (the terms <see cref="PerSample"/> sums).</summary>
+    public static Tensor Elementwise(Tensor output, Tensor target, ReconstructionLoss loss) => loss == ReconstructionLoss.BinaryCrossEntropy
+        ? nn.functional.binary_cross_entropy(output.clamp(1e-7, 1 - 1e-7), target.view_as(output), reduction: nn.Reduction.None)
+        : (output - target.view_as(output)).square();
+
+    /// <summary>KL(q(z|x) || N(0, I)) per sample [n] for a latent mean and log-variance [n, latent].</summary>
+    public static Tensor KL(Tensor mean, Tensor logVariance) => ((logVariance.exp() + mean.square() - 1 - logVariance) * 0.5).sum(1);
 
     /// <summary>Binary cross-entropy needs targets in [0, 1]; squared error takes any values.</summary>
     public static void CheckData(Tensor target, ReconstructionLoss loss, string columnName)
@@ -69,7 +74,6 @@ internal sealed class VariationalObjective(ReconstructionLoss loss, double beta,
         var z = VariationalAutoencoderModule.Reparameterise(mean, logVariance, noise(mean));
         var output = vae.Decode(z);
         var reconstruction = Reconstruction.PerSample(output, targets, loss, columnName, checkRange);
-        var kl = ((logVariance.exp() + mean.square() - 1 - logVariance) * 0.5).sum(1);
-        return (reconstruction, kl);
+        return (reconstruction, Reconstruction.KL(mean, logVariance));
     }
 }

@@ -374,6 +374,23 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     internal void WriteWeights(Stream stream) => WithModule(module => { Persistence.WeightsFile.Write(module, stream); return true; });
 
     /// <summary>
+    /// Hands this transformer's module to a new owner (a family built on another's training, e.g. an anomaly detector on
+    /// a fitted autoencoder): this transformer is disposed without freeing it.
+    /// </summary>
+    internal nn.Module ReleaseModule()
+    {
+        _disposed = true;
+        lock (_gate)
+        {
+            if (_moduleFreed) throw new ObjectDisposedException(GetType().Name);
+            _moduleFreed = true;
+            _onnx?.Dispose();
+            _onnx = null;
+            return _module;
+        }
+    }
+
+    /// <summary>
     /// Frees the network. Uses that have not yet started fail at once with <see cref="ObjectDisposedException"/> (so a stream of
     /// new batches cannot hold Dispose off); the forward pass in progress, if any, finishes first. Safe to call twice.
     /// </summary>
