@@ -54,6 +54,7 @@ internal static class CliApp
         root.Subcommands.Add(ReinforcementCommands.Create());
         root.Subcommands.Add(VisionCommands.Create());
         root.Subcommands.Add(OnnxCommands.Create());
+        root.Subcommands.Add(AnomalyCommands.Create());
         var series = new Command("series", "Time series: forecasting with an LSTM next to ML.NET's regressors.");
         series.Subcommands.Add(SequenceCommands.Forecast());
         root.Subcommands.Add(series);

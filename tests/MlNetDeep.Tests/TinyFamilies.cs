@@ -86,6 +86,7 @@ public static class TinyFamilies
         ("autoencoder", ml => ml.Transforms.Autoencoder(Autoencoder())),
         ("variational autoencoder", ml => ml.Transforms.VariationalAutoencoder(Vae())),
         ("GAN", ml => ml.Transforms.GenerativeAdversarialNetwork(Gan())),
+        ("anomaly detector", ml => ml.AnomalyDetection.Trainers.Autoencoder(new Models.Anomaly.AutoencoderAnomalyOptions { Autoencoder = Autoencoder() })),
     ];
 
     /// <summary>The deep stages of a (possibly chained) model.</summary>

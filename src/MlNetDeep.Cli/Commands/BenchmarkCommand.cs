@@ -39,6 +39,7 @@ internal static class BenchmarkCommand
         command.Subcommands.Add(OnnxImportBenchmark.Create());
         command.Subcommands.Add(TransferCommands.Benchmark());
         command.Subcommands.Add(TransferCommands.BackboneBenchmark());
+        command.Subcommands.Add(AnomalyCommands.Benchmark());
         command.SetAction(result =>
         {
             return Run(common.CreateContext(result), result.GetValue(rows), result.GetValue(epochs), result.GetValue(rounds), result.GetValue(batch), result.GetValue(python));
