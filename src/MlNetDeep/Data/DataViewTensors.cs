@@ -11,7 +11,7 @@ namespace MlNetDeep.Data;
 /// data), scoring (batches) and single-row prediction alike. With <c>finiteOnly</c> (training) every value must be
 /// finite; scoring passes NaN and infinities on to the network, so such a row gets NaN scores as in ML.NET.
 /// </summary>
-public sealed class FeatureRowReader
+internal sealed class FeatureRowReader
 {
     private readonly ValueGetter<VBuffer<float>>? _vectorGetter;
     private readonly ValueGetter<float>? _scalarGetter;
@@ -60,10 +60,10 @@ public sealed class FeatureRowReader
 /// (autoencoders: a clean copy stays the target when the training inputs are corrupted); <see cref="Boolean"/> reads a
 /// Boolean label as a float target, 1 for true and 0 for false.
 /// </summary>
-public enum LabelKind { None, ClassIndex, Float, Inputs, Boolean }
+internal enum LabelKind { None, ClassIndex, Float, Inputs, Boolean }
 
 /// <summary>Whole columns read into memory: features [rows x size] and the labels as class indices or floats.</summary>
-public sealed class LoadedColumns
+internal sealed class LoadedColumns
 {
     public required float[] Features { get; init; }
     public required int Rows { get; init; }

@@ -3,7 +3,7 @@ using System.IO.Compression;
 namespace MlNetDeep.Data;
 
 /// <summary>An IDX array (the MNIST file format): unsigned bytes with a shape.</summary>
-public sealed record IdxArray(int[] Shape, byte[] Data)
+internal sealed record IdxArray(int[] Shape, byte[] Data)
 {
     public int Count => Shape[0];
     public int ItemSize => Shape.Skip(1).Aggregate(1, (a, b) => checked(a * b));

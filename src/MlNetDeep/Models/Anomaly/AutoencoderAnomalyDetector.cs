@@ -233,7 +233,7 @@ public sealed class AutoencoderAnomalyTransformer : AutoencoderTransformerBase
     /// <summary>The per-feature error column's name, or null when it is left out.</summary>
     public string? FeatureErrorsColumnName => _errorsColumn;
 
-    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    internal override IReadOnlyList<OutputColumn> OutputColumns { get; }
 
     /// <summary>Score, Score - threshold (PredictedLabel), then the per-feature errors.</summary>
     public override int OutputWidth => 2 + (_errorsColumn is null ? 0 : FeatureSize);

@@ -28,7 +28,7 @@ public abstract class AutoencoderEstimatorBase<TOptions, TTransformer> : DeepEst
     /// <summary>The layers between the encoder and the decoder in the combined spec (a VAE's mean head).</summary>
     private protected virtual IEnumerable<Layer> Bottleneck(TOptions options) => [];
 
-    protected override TaskSetup Setup(DataViewSchema schema)
+    private protected override TaskSetup Setup(DataViewSchema schema)
     {
         Options.CheckColumnNames();
         var features = ColumnChecks.Find(schema, Options.FeatureColumnName, "feature");
@@ -37,14 +37,14 @@ public abstract class AutoencoderEstimatorBase<TOptions, TTransformer> : DeepEst
     }
 
     /// <summary>The encoder, (bottleneck,) decoder as one spec: its shapes are the model's path from input to reconstruction.</summary>
-    protected override NetworkSpec NetworkFor(TaskSetup task)
+    private protected override NetworkSpec NetworkFor(TaskSetup task)
     {
         int[] inputShape = Options.InputShape ?? [task.Outputs];
         var (encoder, decoder, _) = Options.Resolve(inputShape);
         return encoder.Then(new NetworkSpec(Bottleneck(Options))).Then(decoder, $"{Options.Encoder.Name}+{Options.Decoder.Name}");
     }
 
-    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
+    private protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
     {
         Options.CheckColumnNames();
         yield return SchemaShapes.Column(Options.LatentColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
@@ -62,17 +62,17 @@ public sealed class AutoencoderEstimator : AutoencoderEstimatorBase<AutoencoderO
     /// <summary>Creates the estimator; prefer <c>mlContext.Transforms.Autoencoder(options)</c>.</summary>
     public AutoencoderEstimator(IHostEnvironment env, AutoencoderOptions options) : base(env, options) { }
 
-    protected override string Name => "Autoencoder";
+    private protected override string Name => "Autoencoder";
 
     private protected override TrainingObjective Objective => new ReconstructionObjective(Options.ReconstructionLoss, Options.FeatureColumnName);
 
-    protected override nn.Module BuildModule(NetworkSpec network, int[] inputShape)
+    private protected override nn.Module BuildModule(NetworkSpec network, int[] inputShape)
     {
         var (encoder, decoder, _) = Options.Resolve(inputShape);
         return new AutoencoderModule(encoder, decoder, inputShape);
     }
 
-    protected override AutoencoderTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+    private protected override AutoencoderTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
         TaskSetup task, DataViewSchema schema, TrainingHistory history)
     {
         var (encoder, decoder, latentShape) = Options.Resolve(inputShape);

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace MlNetDeep.Models.Autoencoders;
 
 /// <summary>What the autoencoder families' modules offer the transformers and latent tools.</summary>
-public interface IAutoencoderModule
+internal interface IAutoencoderModule
 {
     /// <summary>The latent code [n, latent size] (a VAE's mean) of inputs [n, ...input shape].</summary>
     Tensor EncodeLatent(Tensor inputs);
@@ -21,7 +21,7 @@ public interface IAutoencoderModule
 }
 
 /// <summary>An encoder and a decoder; forward reconstructs its input.</summary>
-public sealed class AutoencoderModule : nn.Module<Tensor, Tensor>, IAutoencoderModule
+internal sealed class AutoencoderModule : nn.Module<Tensor, Tensor>, IAutoencoderModule
 {
     private readonly nn.Module<Tensor, Tensor> encoder;
     private readonly nn.Module<Tensor, Tensor> decoder;
@@ -53,7 +53,7 @@ public sealed class AutoencoderModule : nn.Module<Tensor, Tensor>, IAutoencoderM
 /// A variational autoencoder: the encoder body, two dense heads for the latent mean and log-variance, and the decoder.
 /// Forward decodes the mean (deterministic); training samples z = mean + exp(logvar / 2) * noise.
 /// </summary>
-public sealed class VariationalAutoencoderModule : nn.Module<Tensor, Tensor>, IAutoencoderModule
+internal sealed class VariationalAutoencoderModule : nn.Module<Tensor, Tensor>, IAutoencoderModule
 {
     private readonly nn.Module<Tensor, Tensor> encoder;
     private readonly nn.Module<Tensor, Tensor> mean;

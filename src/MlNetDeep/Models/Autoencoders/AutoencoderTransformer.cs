@@ -22,7 +22,7 @@ public sealed class AutoencoderTransformer : AutoencoderTransformerBase
         ];
     }
 
-    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    internal override IReadOnlyList<OutputColumn> OutputColumns { get; }
     public override int OutputWidth => LatentSize + FeatureSize;
     public override string Kind => KindName;
 

@@ -22,7 +22,7 @@ public sealed class DecoderTransformer : DeepTransformer
     /// <summary>Values per decoded image.</summary>
     public int OutputSize { get; }
 
-    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    internal override IReadOnlyList<OutputColumn> OutputColumns { get; }
     public override int OutputWidth => OutputSize;
     public override string Kind => KindName;
 

@@ -19,7 +19,7 @@ public sealed class VariationalAutoencoderEstimator : AutoencoderEstimatorBase<V
     /// <summary>Creates the estimator; prefer <c>mlContext.Transforms.VariationalAutoencoder(options)</c>.</summary>
     public VariationalAutoencoderEstimator(IHostEnvironment env, VariationalAutoencoderOptions options) : base(env, options) { }
 
-    protected override string Name => "VariationalAutoencoder";
+    private protected override string Name => "VariationalAutoencoder";
 
     private protected override TrainingObjective Objective => new VariationalObjective(Options.ReconstructionLoss, Options.Beta, Options.FeatureColumnName);
 
@@ -29,13 +29,13 @@ public sealed class VariationalAutoencoderEstimator : AutoencoderEstimatorBase<V
         ? [SchemaShapes.Column(sample, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false)]
         : [];
 
-    protected override nn.Module BuildModule(NetworkSpec network, int[] inputShape)
+    private protected override nn.Module BuildModule(NetworkSpec network, int[] inputShape)
     {
         var (encoder, decoder, _) = Options.Resolve(inputShape);
         return new VariationalAutoencoderModule(encoder, decoder, inputShape, Options.LatentSize);
     }
 
-    protected override VariationalAutoencoderTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+    private protected override VariationalAutoencoderTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
         TaskSetup task, DataViewSchema schema, TrainingHistory history)
     {
         var (encoder, decoder, _) = Options.Resolve(inputShape);

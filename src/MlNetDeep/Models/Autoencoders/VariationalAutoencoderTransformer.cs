@@ -50,7 +50,7 @@ public sealed class VariationalAutoencoderTransformer : AutoencoderTransformerBa
 
     private VariationalAutoencoderModule Vae => (VariationalAutoencoderModule)Module;
 
-    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    internal override IReadOnlyList<OutputColumn> OutputColumns { get; }
     public override int OutputWidth => LatentSize * (_sampleColumn is null ? 1 : 2) + FeatureSize;
     public override string Kind => KindName;
 

@@ -40,15 +40,15 @@ public sealed class NeuralNetworkBinaryClassifier : DeepEstimator<NeuralNetworkB
 {
     public NeuralNetworkBinaryClassifier(IHostEnvironment env, NeuralNetworkBinaryClassifierOptions options) : base(env, options) { }
 
-    protected override string Name => "NeuralNetworkBinaryClassifier";
+    private protected override string Name => "NeuralNetworkBinaryClassifier";
 
-    protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(1);
+    private protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(1);
 
-    protected override TaskSetup Setup(DataViewSchema schema) => BinaryClassificationTask.Setup(schema, Options);
+    private protected override TaskSetup Setup(DataViewSchema schema) => BinaryClassificationTask.Setup(schema, Options);
 
-    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema) => BinaryClassificationTask.OutputShapes(inputSchema, Options);
+    private protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema) => BinaryClassificationTask.OutputShapes(inputSchema, Options);
 
-    protected override NeuralNetworkBinaryClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+    private protected override NeuralNetworkBinaryClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
         TaskSetup task, DataViewSchema schema, TrainingHistory history) => BinaryClassificationTask.Transformer(module, network, inputShape, device, history, Options);
 }
 
@@ -94,7 +94,7 @@ public sealed class NeuralNetworkBinaryClassificationTransformer : DeepTransform
         new PositiveOutputColumn(predictedLabel, 0),
     ];
 
-    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    internal override IReadOnlyList<OutputColumn> OutputColumns { get; }
     public override int OutputWidth => 2;
     public override string Kind => KindName;
 

@@ -33,15 +33,15 @@ public sealed class NeuralNetworkClassifier : DeepEstimator<NeuralNetworkClassif
 {
     public NeuralNetworkClassifier(IHostEnvironment env, NeuralNetworkClassifierOptions options) : base(env, options) { }
 
-    protected override string Name => "NeuralNetworkClassifier";
+    private protected override string Name => "NeuralNetworkClassifier";
 
-    protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(task.Outputs);
+    private protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(task.Outputs);
 
-    protected override TaskSetup Setup(DataViewSchema schema) => ClassificationTask.Setup(schema, Options);
+    private protected override TaskSetup Setup(DataViewSchema schema) => ClassificationTask.Setup(schema, Options);
 
-    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema) => ClassificationTask.OutputShapes(inputSchema, Options);
+    private protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema) => ClassificationTask.OutputShapes(inputSchema, Options);
 
-    protected override NeuralNetworkClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+    private protected override NeuralNetworkClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
         TaskSetup task, DataViewSchema schema, TrainingHistory history) => ClassificationTask.Transformer(module, network, inputShape, device, task, schema, history, Options);
 }
 
@@ -99,7 +99,7 @@ public sealed class NeuralNetworkClassificationTransformer : DeepTransformer
 
     public int ClassCount { get; }
 
-    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    internal override IReadOnlyList<OutputColumn> OutputColumns { get; }
     public override int OutputWidth => ClassCount;
     public override string Kind => KindName;
 

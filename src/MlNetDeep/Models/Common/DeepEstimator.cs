@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace MlNetDeep.Models.Common;
 
 /// <summary>What a family's estimator tells the shared Fit about its task.</summary>
-public sealed record TaskSetup(string? LabelColumnName, LabelKind LabelKind, int Outputs, int ClassCount, TrainingObjective Objective);
+internal sealed record TaskSetup(string? LabelColumnName, LabelKind LabelKind, int Outputs, int ClassCount, TrainingObjective Objective);
 
 /// <summary>
 /// The base of every deep trainer on a single feature column: checks the schema (for GetOutputSchema and Fit alike),
@@ -22,7 +22,7 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
     where TTransformer : DeepTransformer
 {
     /// <summary>Keeps <paramref name="options"/> (not a copy) and checks them; <see cref="Fit"/> checks them again.</summary>
-    protected DeepEstimator(IHostEnvironment env, TOptions options)
+    private protected DeepEstimator(IHostEnvironment env, TOptions options)
     {
         Environment = env ?? throw new ArgumentNullException(nameof(env));
         Options = options ?? throw new ArgumentNullException(nameof(options));
@@ -34,19 +34,19 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
     public TOptions Options { get; }
 
     /// <summary>A name for logs and seeds.</summary>
-    protected abstract string Name { get; }
+    private protected abstract string Name { get; }
 
     /// <summary>The family's network for this task (TaskOutputs layers resolved).</summary>
-    protected abstract NetworkSpec NetworkFor(TaskSetup task);
+    private protected abstract NetworkSpec NetworkFor(TaskSetup task);
 
     /// <summary>Checks the label (or other task columns) in a schema and says what the task is.</summary>
-    protected abstract TaskSetup Setup(DataViewSchema schema);
+    private protected abstract TaskSetup Setup(DataViewSchema schema);
 
     /// <summary>The output columns for GetOutputSchema, from the input's shape (checking it).</summary>
-    protected abstract IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema);
+    private protected abstract IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema);
 
     /// <summary>Builds the TorchSharp module for the network (a plain sequential one unless a family needs more, e.g. an encoder and a decoder).</summary>
-    protected virtual nn.Module BuildModule(NetworkSpec network, int[] inputShape) => network.Build(inputShape);
+    private protected virtual nn.Module BuildModule(NetworkSpec network, int[] inputShape) => network.Build(inputShape);
 
     /// <summary>
     /// Trains the built module on the staged data: the one training engine over every parameter, unless a family needs
@@ -55,7 +55,7 @@ public abstract class DeepEstimator<TOptions, TTransformer> : IEstimator<TTransf
     private protected virtual TrainingHistory Train(nn.Module module, TaskSetup task, TensorData train, TensorData? validation, Device device, int seed, Generator random) =>
         TrainingEngine.Fit(module, task.Objective, train, validation, Options, device, seed, random);
 
-    protected abstract TTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device, TaskSetup task, DataViewSchema schema, TrainingHistory history);
+    private protected abstract TTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device, TaskSetup task, DataViewSchema schema, TrainingHistory history);
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {

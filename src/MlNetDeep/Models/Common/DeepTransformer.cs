@@ -97,7 +97,7 @@ public abstract class DeepTransformer : ITransformer, IDisposable, Persistence.I
     }
 
     /// <summary>The columns this transformer adds, in order.</summary>
-    public abstract IReadOnlyList<OutputColumn> OutputColumns { get; }
+    internal abstract IReadOnlyList<OutputColumn> OutputColumns { get; }
 
     /// <summary>Floats per row that <see cref="Forward"/> returns (the output columns read slices of it).</summary>
     public abstract int OutputWidth { get; }

@@ -4,13 +4,13 @@ using Microsoft.ML.Data;
 namespace MlNetDeep.Models.Common;
 
 /// <summary>Gives the network output row (all outputs of one sample) that output columns read from.</summary>
-public interface IScoredRow
+internal interface IScoredRow
 {
     ReadOnlySpan<float> Outputs { get; }
 }
 
 /// <summary>A column a deep transformer adds, read from a slice of the network's output row.</summary>
-public abstract class OutputColumn(string name, DataViewType type)
+internal abstract class OutputColumn(string name, DataViewType type)
 {
     public string Name { get; } = name;
     public DataViewType Type { get; } = type;

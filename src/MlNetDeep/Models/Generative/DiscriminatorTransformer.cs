@@ -40,7 +40,7 @@ public sealed class DiscriminatorTransformer : DeepTransformer
     /// <summary>Classes of a conditional GAN; 0 for an unconditional one.</summary>
     public int Classes => _gan.Classes;
 
-    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    internal override IReadOnlyList<OutputColumn> OutputColumns { get; }
     public override int OutputWidth => 1;
     public override string Kind => KindName;
 

@@ -9,7 +9,7 @@ namespace MlNetDeep.Models.Generative;
 /// to a label embedding when conditional) to an image in [-1, 1]; the discriminator, from an image (with the label's
 /// embedding as one more channel when conditional) through its hidden features to one logit.
 /// </summary>
-public sealed class GanModule : nn.Module
+internal sealed class GanModule : nn.Module
 {
     private readonly nn.Module<Tensor, Tensor> generator;
     private readonly nn.Module<Tensor, Tensor> discriminatorFeatures;

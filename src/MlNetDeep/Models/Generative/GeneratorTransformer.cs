@@ -55,7 +55,7 @@ public sealed class GeneratorTransformer : DeepTransformer
     public int ImageSize { get; }
     internal int LabelEmbeddingSize { get; }
 
-    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    internal override IReadOnlyList<OutputColumn> OutputColumns { get; }
     public override int OutputWidth => ImageSize;
     public override string Kind => KindName;
 

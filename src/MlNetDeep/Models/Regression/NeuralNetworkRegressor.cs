@@ -19,25 +19,25 @@ public sealed class NeuralNetworkRegressor : DeepEstimator<NeuralNetworkRegresso
 {
     public NeuralNetworkRegressor(IHostEnvironment env, NeuralNetworkRegressorOptions options) : base(env, options) { }
 
-    protected override string Name => "NeuralNetworkRegressor";
+    private protected override string Name => "NeuralNetworkRegressor";
 
-    protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(1);
+    private protected override NetworkSpec NetworkFor(TaskSetup task) => Options.Network.WithTaskOutputs(1);
 
-    protected override TaskSetup Setup(DataViewSchema schema)
+    private protected override TaskSetup Setup(DataViewSchema schema)
     {
         Options.CheckColumnNames();
         ColumnChecks.RequireFloatLabel(ColumnChecks.Find(schema, Options.LabelColumnName, "label"));
         return new TaskSetup(Options.LabelColumnName, LabelKind.Float, 1, 0, new MeanSquaredErrorObjective());
     }
 
-    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
+    private protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema)
     {
         Options.CheckColumnNames();
         ColumnChecks.RequireFloatLabel(ColumnChecks.Find(inputSchema, Options.LabelColumnName, "label"));
         yield return SchemaShapes.Column(Options.ScoreColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single, false);
     }
 
-    protected override NeuralNetworkRegressionTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+    private protected override NeuralNetworkRegressionTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
         TaskSetup task, DataViewSchema schema, TrainingHistory history) =>
         new(module, network, Options.FeatureColumnName, inputShape, device, Options.ScoringBatchSize, Options.ScoreColumnName) { History = history };
 }
@@ -54,7 +54,7 @@ public sealed class NeuralNetworkRegressionTransformer : DeepTransformer
         OutputColumns = [new ScalarOutputColumn(scoreColumn, 0)];
     }
 
-    public override IReadOnlyList<OutputColumn> OutputColumns { get; }
+    internal override IReadOnlyList<OutputColumn> OutputColumns { get; }
     public override int OutputWidth => 1;
     public override string Kind => KindName;
 

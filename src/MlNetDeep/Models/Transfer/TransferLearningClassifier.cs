@@ -128,7 +128,7 @@ public sealed class TransferLearningClassifier : DeepEstimator<TransferLearningO
 {
     public TransferLearningClassifier(IHostEnvironment env, TransferLearningOptions options) : base(env, options) { }
 
-    protected override string Name => "TransferLearningClassifier";
+    private protected override string Name => "TransferLearningClassifier";
 
     /// <summary>
     /// Images per batch of the bottleneck pass: small batches keep each layer's activations in the CPU's caches
@@ -136,18 +136,18 @@ public sealed class TransferLearningClassifier : DeepEstimator<TransferLearningO
     /// </summary>
     public const int BottleneckBatchSize = TransferTraining.BottleneckBatchSize;
 
-    protected override TaskSetup Setup(DataViewSchema schema) => ClassificationTask.Setup(schema, Options);
+    private protected override TaskSetup Setup(DataViewSchema schema) => ClassificationTask.Setup(schema, Options);
 
-    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema) => ClassificationTask.OutputShapes(inputSchema, Options);
+    private protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema) => ClassificationTask.OutputShapes(inputSchema, Options);
 
-    protected override NetworkSpec NetworkFor(TaskSetup task) => TransferTraining.NetworkFor(Options, Options.Network, task);
+    private protected override NetworkSpec NetworkFor(TaskSetup task) => TransferTraining.NetworkFor(Options, Options.Network, task);
 
-    protected override nn.Module BuildModule(NetworkSpec network, int[] inputShape) => TransferTraining.BuildModule(Options, network, inputShape);
+    private protected override nn.Module BuildModule(NetworkSpec network, int[] inputShape) => TransferTraining.BuildModule(Options, network, inputShape);
 
     private protected override TrainingHistory Train(nn.Module module, TaskSetup task, TensorData train, TensorData? validation, Device device, int seed, Generator random) =>
         TransferTraining.Train(Options, Options, NetworkFor(task), module, task, train, validation, device, seed, random);
 
-    protected override NeuralNetworkClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+    private protected override NeuralNetworkClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
         TaskSetup task, DataViewSchema schema, TrainingHistory history) => ClassificationTask.Transformer(module, network, inputShape, device, task, schema, history, Options);
 }
 
@@ -159,20 +159,20 @@ public sealed class BinaryTransferLearningClassifier : DeepEstimator<BinaryTrans
 {
     public BinaryTransferLearningClassifier(IHostEnvironment env, BinaryTransferLearningOptions options) : base(env, options) { }
 
-    protected override string Name => "BinaryTransferLearningClassifier";
+    private protected override string Name => "BinaryTransferLearningClassifier";
 
-    protected override TaskSetup Setup(DataViewSchema schema) => BinaryClassificationTask.Setup(schema, Options);
+    private protected override TaskSetup Setup(DataViewSchema schema) => BinaryClassificationTask.Setup(schema, Options);
 
-    protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema) => BinaryClassificationTask.OutputShapes(inputSchema, Options);
+    private protected override IEnumerable<SchemaShape.Column> OutputShapes(SchemaShape inputSchema) => BinaryClassificationTask.OutputShapes(inputSchema, Options);
 
-    protected override NetworkSpec NetworkFor(TaskSetup task) => TransferTraining.NetworkFor(Options, Options.Network, task);
+    private protected override NetworkSpec NetworkFor(TaskSetup task) => TransferTraining.NetworkFor(Options, Options.Network, task);
 
-    protected override nn.Module BuildModule(NetworkSpec network, int[] inputShape) => TransferTraining.BuildModule(Options, network, inputShape);
+    private protected override nn.Module BuildModule(NetworkSpec network, int[] inputShape) => TransferTraining.BuildModule(Options, network, inputShape);
 
     private protected override TrainingHistory Train(nn.Module module, TaskSetup task, TensorData train, TensorData? validation, Device device, int seed, Generator random) =>
         TransferTraining.Train(Options, Options, NetworkFor(task), module, task, train, validation, device, seed, random);
 
-    protected override NeuralNetworkBinaryClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
+    private protected override NeuralNetworkBinaryClassificationTransformer CreateTransformer(nn.Module module, NetworkSpec network, int[] inputShape, Device device,
         TaskSetup task, DataViewSchema schema, TrainingHistory history) => BinaryClassificationTask.Transformer(module, network, inputShape, device, history, Options);
 }
 
