@@ -205,21 +205,26 @@ internal static class AnomalyCommands
         ];
     }
 
+    private static string Cell(double auc) => double.IsFinite(auc) ? auc.ToString("F4") : "-";
+
     /// <summary><c>benchmark anomaly</c>: every digit as the normal class, three autoencoders and RandomizedPca, then breast cancer.</summary>
     public static Command Benchmark()
     {
         var common = new CommonOptions();
         var (trainRows, testRows, epochs) = SizeOptions();
         var digits = new Option<string>("--digits") { Description = "Digits to try as the normal class, e.g. 0,1,7 (default all).", DefaultValueFactory = _ => "0,1,2,3,4,5,6,7,8,9" };
+        var kinds = new Option<string>("--kinds") { Description = "Autoencoders to try, e.g. dense,vae (default dense,conv,vae).", DefaultValueFactory = _ => "dense,conv,vae" };
         var command = new Command("anomaly", "AUC per MNIST digit as the normal class for the dense, convolutional and variational autoencoder detectors and RandomizedPca; then breast cancer.")
         {
-            trainRows, testRows, epochs, digits,
+            trainRows, testRows, epochs, digits, kinds,
         };
         common.AddTo(command);
         command.SetAction(result =>
         {
             var list = result.GetValue(digits)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
                 .Select(d => int.TryParse(d, out var v) && v is >= 0 and <= 9 ? v : throw new ArgumentException($"--digits: '{d}' is not a digit 0 to 9.")).ToList();
+            var families = result.GetValue(kinds)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(k => Enum.TryParse<Family>(k, ignoreCase: true, out var f) ? f : throw new ArgumentException($"--kinds: '{k}' is not dense, conv or vae.")).ToHashSet();
             var ml = common.CreateContext(result);
             int? e = result.GetValue(epochs);
             var settings = new Settings(result.GetValue(trainRows), result.GetValue(testRows), e ?? 20, e ?? 5, e ?? 20, 20, result.GetValue(common.Seed));
@@ -234,15 +239,20 @@ internal static class AnomalyCommands
                 var aucs = new double[4];
                 foreach (var (family, index, epochCount) in new[] { (Family.Dense, 0, settings.DenseEpochs), (Family.Conv, 1, settings.ConvEpochs), (Family.Vae, 2, settings.VaeEpochs) })
                 {
+                    if (!families.Contains(family))
+                    {
+                        aucs[index] = double.NaN;
+                        continue;
+                    }
                     using var model = ml.AnomalyDetection.Trainers.Autoencoder(Options(family, epochCount, settings.Seed)).Fit(train);
                     aucs[index] = Evaluate(ml, model, test, 10, Stopwatch.StartNew()).Auc;
                 }
                 aucs[3] = Pca(ml, train, test, "Pixels", settings.PcaRank, 10).Auc;
                 for (int i = 0; i < 4; i++) sums[i] += aucs[i];
                 string[] names = ["dense AE", "conv AE", "VAE", "RandomizedPca"];
-                Console.WriteLine($"| {digit} | {aucs[0]:F4} | {aucs[1]:F4} | {aucs[2]:F4} | {aucs[3]:F4} | {names[Array.IndexOf(aucs, aucs.Max())]} |");
+                Console.WriteLine($"| {digit} | {Cell(aucs[0])} | {Cell(aucs[1])} | {Cell(aucs[2])} | {aucs[3]:F4} | {names[Array.IndexOf(aucs, aucs.Where(double.IsFinite).Max())]} |");
             }
-            Console.WriteLine($"| mean | {sums[0] / list.Count:F4} | {sums[1] / list.Count:F4} | {sums[2] / list.Count:F4} | {sums[3] / list.Count:F4} | |");
+            Console.WriteLine($"| mean | {Cell(sums[0] / list.Count)} | {Cell(sums[1] / list.Count)} | {Cell(sums[2] / list.Count)} | {sums[3] / list.Count:F4} | |");
             Console.WriteLine($"MNIST part: {total.Elapsed.TotalSeconds:F0} s");
             foreach (var line in BreastCancerTable(ml, 200, settings.Seed)) Console.WriteLine(line);
             return 0;
