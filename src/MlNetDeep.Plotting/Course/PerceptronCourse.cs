@@ -129,7 +129,8 @@ public static class PerceptronCourse
             var unit = Train(points, maxEpochs);
             var logistic = Logistic(run.Ml, points);
             units.Add(unit);
-            var plot = PointCharts.Scatter(points.Select(p => p.X).ToList(), points.Select(p => p.Label > 0 ? 1 : 0).ToList(), name, 6);
+            var plot = PointCharts.Scatter(points.Select(p => p.X).ToList(), points.Select(p => p.Label > 0 ? 1 : 0).ToList(),
+                $"{name}\nperceptron {P(Accuracy(unit, points), 0)}, logistic regression {P(logistic.Accuracy, 0)} right", 6);
             AddBoundary(plot, unit.Weights, unit.Bias, $"perceptron ({(unit.Converged ? $"converged in {unit.ErrorsPerEpoch.Count} passes" : $"still {unit.ErrorsPerEpoch[^1]} mistakes after {maxEpochs}")})",
                 Colors.Black, LinePattern.Solid, -3, 3);
             AddBoundary(plot, logistic.Weights, logistic.Bias, $"logistic regression (ML.NET), {P(logistic.Accuracy, 0)}", Colors.Magenta, LinePattern.Dashed, -3, 3);
