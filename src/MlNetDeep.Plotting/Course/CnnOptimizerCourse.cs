@@ -59,7 +59,7 @@ public static class CnnOptimizerCourse
 
     private static CourseExperiment Compare(CourseRun run)
     {
-        int rows = run.Quick ? 500 : 2_000, epochs = run.Quick ? 1 : 2, testRows = run.Quick ? 500 : 2_000;
+        int rows = run.Quick ? 1_000 : 2_000, epochs = 2, testRows = run.Quick ? 1_000 : 2_000;
         var results = Run(run.Ml, rows, epochs, testRows, run.Log, run.Seed);
         var plot = new Plot();
         plot.Add.Bars(results.Select(r => r.TestAccuracy).ToArray());
@@ -73,14 +73,18 @@ public static class CnnOptimizerCourse
         Charts.Save(plot, path, 900, 520);
         var adadelta = results.Single(r => r.Optimizer == "adadelta");
         var adam = results.Single(r => r.Optimizer == "adam");
-        bool agrees = results.All(r => r.TestAccuracy > 0.2);
+        var learnt = results.Where(r => r.TestAccuracy > 0.2).Select(r => r.Optimizer).ToList();
+        var behind = results.Where(r => r.TestAccuracy <= 0.2).Select(r => r.Optimizer).ToList();
+        bool agrees = behind.Count == 0;
+        long updates = (long)epochs * ((rows + 127) / 128);
         return new CourseExperiment($"Optimisers on the CNN: {epochs} epoch(s), {rows:N0} images",
             "The workshop trains this CNN with Adadelta (no learning rate to tune) for 12 epochs and reaches about 99 % on MNIST's test set; " +
             "any of the usual optimisers trains it, at different speeds in the first epochs.",
             $"After {epochs} epoch(s) on {rows:N0} images: Adadelta {P(adadelta.TestAccuracy)}, Adam {P(adam.TestAccuracy)}, " +
             string.Join(", ", results.Where(r => r.Optimizer is not ("adam" or "adadelta")).Select(r => $"{r.Optimizer} {P(r.TestAccuracy)}")) +
-            ". Every one learns (well above the 10 % of guessing); this short run ranks their start, not their end: the 12-epoch run is " +
-            "mlnetdeep train mnist --model cnn --optimizer adadelta.",
+            $" after {updates} updates. " +
+            (behind.Count == 0 ? "Every one learns (well above the 10 % of guessing)" : $"{string.Join(", ", behind)} {(behind.Count == 1 ? "is" : "are")} still near guessing (10 %) after so few updates, while {string.Join(", ", learnt)} learn") +
+            "; this short run ranks their start, not their end: the 12-epoch run is mlnetdeep train mnist --model cnn --optimizer adadelta.",
             agrees, [path],
             [new CourseTable($"Keras' MNIST CNN, batch 128, {epochs} epoch(s), {rows:N0} training images, {testRows:N0} test images",
                 ["optimizer", "settings", "seconds", "test accuracy"],

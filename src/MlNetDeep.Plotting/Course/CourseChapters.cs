@@ -103,7 +103,7 @@ public static class CourseChapters
 
     private static CourseExperiment Pca(CourseRun run)
     {
-        var settings = run.Quick ? new PcaSettings { TrainRows = 2_000, TestRows = 1_000, Epochs = 3 } : new PcaSettings();
+        var settings = run.Quick ? new PcaSettings { TrainRows = 2_000, TestRows = 1_000, Epochs = 8 } : new PcaSettings();
         var r = PcaCourse.Run(run.Ml, settings, run.Output, run.Log);
         double at50 = r.CumulativeVariance[Math.Min(49, r.CumulativeVariance.Count - 1)];
         bool agrees = at50 > 0.75 && r.Projected.TestAccuracy >= r.Raw.TestAccuracy - 0.03 && r.Projected.Parameters < r.Raw.Parameters;
