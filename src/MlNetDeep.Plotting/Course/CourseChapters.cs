@@ -18,6 +18,7 @@ public static class CourseChapters
             "A perceptron and small MLPs on half-moons and circles, and a deep stack without activations.", [Toy]),
         new("regression", "Regression and curve fitting",
             "Least squares, polynomial under- and overfitting, one hidden layer as a universal approximator.", [Regression]),
+        CapacityCourse.Chapter,
         new("kmeans", "k-means clustering", "ML.NET's KMeans on 2-D data and on MNIST, and the choice of k.", [KMeansToy, KMeansMnist]),
         new("pca", "Principal component analysis", "Eigen-digits, reconstructions, explained variance and PCA features for a network.", [Pca]),
         new("crossvalidate", "Cross-validation and learning curves", "k-fold cross-validation of the network trainer; overfitting, dropout and early stopping.", [CrossValidate]),
