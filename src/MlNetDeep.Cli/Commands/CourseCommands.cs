@@ -11,6 +11,7 @@ internal static class CourseCommands
 {
     public static IEnumerable<Command> Create()
     {
+        yield return Report();
         yield return Group("kmeans", "k-means clustering (ML.NET KMeans) and the choice of k.",
             Leaf("mnist", "Cluster MNIST on raw pixels and PCA features for a range of k; plots inertia, NMI, purity and the k=10 centroids.", (ml, output, rows) =>
                 KMeansCourse.RunMnist(ml, new KMeansSettings { Rows = rows ?? 10_000 }, output, Console.Out), "MNIST training images clustered (default 10,000)."),
@@ -34,6 +35,36 @@ internal static class CourseCommands
                 AugmentationCourse.DataPreparation(ml, Console.Out);
                 return AugmentationCourse.Run(ml, new AugmentationSettings { TrainRows = rows ?? 1_000 }, output, Console.Out);
             }, "MNIST training images (default 1,000)."));
+    }
+
+    /// <summary>
+    /// <c>course &lt;chapter&gt;|all -o report [--quick]</c>: runs a chapter's experiments (or all) and writes one HTML page per
+    /// chapter, its figures and an index.html.
+    /// </summary>
+    private static Command Report()
+    {
+        var common = new CommonOptions();
+        var chapter = new Argument<string>("chapter")
+        {
+            Description = "The chapter to run, or all: " + string.Join(", ", CourseChapters.All.Select(c => c.Name)) + ".",
+        };
+        chapter.AcceptOnlyFromAmong([.. CourseChapters.All.Select(c => c.Name), "all"]);
+        var quick = new Option<bool>("--quick") { Description = "Small data and few epochs: every chapter in seconds to a minute or two." };
+        var command = new Command("course", "Run the course's experiments and write a static HTML report (one page per chapter, figures, measured tables, " +
+            "what the course predicts and whether the measurement agrees) under --output.") { chapter, quick };
+        common.AddTo(command);
+        command.SetAction(result =>
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            string name = result.GetValue(chapter)!;
+            var chapters = name == "all" ? CourseChapters.All : [CourseChapters.Find(name)!];
+            var results = CourseReport.Run(common.CreateContext(result), chapters, common.OutputFolder(result), result.GetValue(quick), Console.Out, result.GetValue(common.Seed));
+            foreach (var r in results)
+                Console.WriteLine($"{r.Chapter.Name,-14} {r.Seconds,6:F0} s  {r.Experiments.Count(e => e.Agrees == true)} of {r.Experiments.Count} experiments agree with the course");
+            Console.WriteLine($"Done in {clock.Elapsed.TotalSeconds:F0} s. Open {Path.Combine(common.OutputFolder(result), "index.html")}");
+            return 0;
+        });
+        return command;
     }
 
     private static Command Group(string name, string description, params Command[] leaves)

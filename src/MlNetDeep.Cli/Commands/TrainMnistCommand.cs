@@ -19,7 +19,11 @@ internal static class TrainMnistCommand
         model.AcceptOnlyFromAmong("cnn", "mlp");
         var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs (default: 12 for cnn, 20 for mlp)." }.AtLeast(1);
         var batch = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 128 }.AtLeast(1);
-        var rate = new Option<double>("--learning-rate", "--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 }.Positive();
+        var optimizer = new Option<string>("--optimizer") { Description = "adam (default), adadelta (the Keras example's choice), sgd or rmsprop.", DefaultValueFactory = _ => "adam" };
+        optimizer.AcceptOnlyFromAmong([.. OptimizerSpec.Names]);
+        var rate = new Option<double?>("--learning-rate", "--lr") { Description = "Learning rate (default: the optimizer's own: adam 1e-3, adadelta 1.0, sgd 0.01, rmsprop 1e-3)." }.Positive();
+        var momentum = new Option<double>("--momentum") { Description = "Momentum, in [0, 1): sgd and rmsprop only.", DefaultValueFactory = _ => 0 };
+        var nesterov = new Option<bool>("--nesterov") { Description = "Nesterov momentum (sgd with --momentum only)." };
         var rows = new Option<int?>("--train-rows") { Description = "Use only the first N training images (quick runs)." }.AtLeast(1);
         var adversarial = new Option<string>("--adversarial") { Description = "Adversarial training: none, fgsm (from a random start) or pgd.", DefaultValueFactory = _ => "none" };
         adversarial.AcceptOnlyFromAmong("none", "fgsm", "pgd");
@@ -28,9 +32,17 @@ internal static class TrainMnistCommand
         var adversarialFraction = new Option<double>("--adversarial-fraction") { Description = "Share of each batch replaced by adversarial images, in (0, 1].", DefaultValueFactory = _ => 0.5 };
         var command = new Command("mnist", "Train the MNIST CNN or MLP and evaluate it on MNIST's 10,000 test images (fetches MNIST on first use).")
         {
-            model, epochs, batch, rate, rows, adversarial, adversarialEpsilon, adversarialSteps, adversarialFraction,
+            model, epochs, batch, optimizer, rate, momentum, nesterov, rows, adversarial, adversarialEpsilon, adversarialSteps, adversarialFraction,
         };
         common.AddTo(command);
+        command.Validators.Add(result =>
+        {
+            string name = result.GetValue(optimizer) ?? "adam";
+            double m = result.GetValue(momentum);
+            if (!(m >= 0 && m < 1)) result.AddError($"--momentum must be in [0, 1), got {m}.");
+            else if (m != 0 && name is not ("sgd" or "rmsprop")) result.AddError($"--momentum applies to --optimizer sgd or rmsprop, not {name}.");
+            if (result.GetValue(nesterov) && (name != "sgd" || m == 0)) result.AddError("--nesterov needs --optimizer sgd and a --momentum above 0.");
+        });
         command.SetAction(result =>
         {
             string kind = result.GetValue(model)!;
@@ -42,7 +54,7 @@ internal static class TrainMnistCommand
                 Network = cnn ? Networks.Networks.KerasMnistCnn : Networks.Networks.MnistMlp,
                 Epochs = result.GetValue(epochs) ?? (cnn ? 12 : 20),
                 BatchSize = result.GetValue(batch),
-                Optimizer = new Adam(result.GetValue(rate)),
+                Optimizer = OptimizerSpec.FromName(result.GetValue(optimizer)!, result.GetValue(rate), result.GetValue(momentum), result.GetValue(nesterov)),
                 AdversarialTraining = result.GetValue(adversarial) switch
                 {
                     "fgsm" => new AdversarialTraining(Vision.Attack.Fgsm(result.GetValue(adversarialEpsilon), randomStart: true), result.GetValue(adversarialFraction)),
@@ -65,7 +77,7 @@ internal static class TrainMnistCommand
         Console.WriteLine("Loading MNIST ...");
         var train = ml.Data.LoadMnist(MnistSplit.Train, maxRows: trainRows);
         var test = ml.Data.LoadMnist(MnistSplit.Test);
-        Console.WriteLine($"Network {options.Network.Name}:");
+        Console.WriteLine($"Network {options.Network.Name}, optimizer {options.Optimizer}, batch {options.BatchSize}, {options.Epochs} epochs:");
         Console.Write(options.Network.WithTaskOutputs(10).Summary(options.InputShape ?? [Mnist.PixelCount]));
         if (options.AdversarialTraining is { } adversarial)
             Console.WriteLine($"Adversarial training: {adversarial.Fraction:P0} of each batch replaced by {adversarial.Attack.Method} images, epsilon {adversarial.Attack.Epsilon}, " +

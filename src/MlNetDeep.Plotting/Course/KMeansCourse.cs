@@ -21,6 +21,9 @@ public sealed class KMeansSettings
 /// <summary>What the MNIST k-means sweep measured.</summary>
 public sealed record KMeansMnistResult(IReadOnlyList<KMeansResult> Raw, IReadOnlyList<KMeansResult> Pca, IReadOnlyList<string> Files);
 
+/// <summary>What the 2-D k-means runs measured: each data set and k with its scores, and the PNG written.</summary>
+public sealed record KMeansToyResult(IReadOnlyList<(string DataSet, KMeansResult Result)> Runs, string Path);
+
 /// <summary>k-means (ML.NET's KMeans) on MNIST and on 2-D toy data, with the choice of k plotted.</summary>
 public static class KMeansCourse
 {
@@ -79,11 +82,12 @@ public static class KMeansCourse
 
     /// <summary>
     /// k-means on 2-D blobs (4 centres) and half-moons with k too small, right and too large, clusters coloured and
-    /// centroids marked; writes one PNG.
+    /// centroids marked; writes one PNG and returns the scores.
     /// </summary>
-    public static string RunToy(MLContext ml, string output, TextWriter log, int seed = 1)
+    public static KMeansToyResult RunToy(MLContext ml, string output, TextWriter log, int seed = 1)
     {
         var plots = new List<ScottPlot.Plot>();
+        var runs = new List<(string, KMeansResult)>();
         foreach (var (name, data, ks) in new[]
         {
             ("blobs (4 centres)", ml.Data.Blobs(400, 4, 1.2, seed), new[] { 2, 4, 8 }),
@@ -98,13 +102,14 @@ public static class KMeansCourse
                 var plot = PointCharts.Scatter(points, result.Clusters, $"{name}, k={k} ({verdict})\nNMI {result.NormalizedMutualInformation:F2}, inertia {result.Inertia:F0}");
                 PointCharts.AddCentroids(plot, result.Centroids);
                 plots.Add(plot);
+                runs.Add((name, result));
                 log.WriteLine($"{name,-18} k={k,2}: inertia {result.Inertia,9:F1}  NMI {result.NormalizedMutualInformation:F3}  purity {result.Purity:F3}");
             }
         }
         var path = Path.Combine(output, "kmeans-toy.png");
         PlotGrid.Save(path, plots, 3, 420, 380, "k-means on 2-D data: clusters coloured, centroids as black diamonds");
         log.WriteLine($"Wrote {path}");
-        return path;
+        return new KMeansToyResult(runs, path);
     }
 
     private static IReadOnlyList<KMeansResult> Sweep(MLContext ml, IDataView data, string column, int[] ks, string name, TextWriter log)

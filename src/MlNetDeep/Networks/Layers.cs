@@ -19,6 +19,7 @@ public enum PaddingMode { Valid, Same }
 /// </summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "type")]
 [JsonDerivedType(typeof(Dense), "Dense")]
+[JsonDerivedType(typeof(WeightNormDense), "WeightNormDense")]
 [JsonDerivedType(typeof(Conv2D), "Conv2D")]
 [JsonDerivedType(typeof(MaxPool2D), "MaxPool2D")]
 [JsonDerivedType(typeof(AvgPool2D), "AvgPool2D")]
@@ -182,6 +183,77 @@ public sealed record Dense(int Units, ActivationKind Activation = ActivationKind
         if (UseBias) inputs.Add(OnnxExporter.Constant(g, "B", w["bias"]));
         return OnnxExporter.Activate(g, g.Node("Gemm", inputs.ToArray(), ("transB", 1L)), Activation, 0);
     }
+}
+
+/// <summary>
+/// A fully connected layer with weight normalisation (Salimans and Kingma, 2016): each output unit's weight vector is
+/// w = g * v / ||v||, a learned direction v and a learned length g trained separately, which decouples the size of the
+/// weights from their direction and smooths optimisation without depending on the batch (unlike batch normalisation).
+/// At the start g = ||v||, so the layer computes what a Dense layer with the same initial weights does. The module's
+/// parameters are weight_v [Units, inputs], weight_g [Units] and bias [Units]; ONNX export writes the effective w as a Gemm.
+/// </summary>
+/// <param name="Units">Number of outputs; <see cref="Dense.TaskOutputs"/> (0) means as many as the task needs.</param>
+/// <param name="Activation">The activation applied to the outputs.</param>
+/// <param name="UseBias">Whether the layer adds a learned bias.</param>
+public sealed record WeightNormDense(int Units, ActivationKind Activation = ActivationKind.None, bool UseBias = true) : Layer
+{
+    /// <summary>A flat input [features] gives [Units]; a sequence [steps, features] gets the same weights at every step: [steps, Units].</summary>
+    public override int[] OutputShape(int[] input)
+    {
+        if (input.Length is not (1 or 2)) throw ShapeError(input, "a flat input (add a Flatten layer before it) or a sequence [steps, features]");
+        if (Units < 0) throw new InvalidOperationException($"WeightNormDense units must be positive, got {Units}.");
+        if (Units == Dense.TaskOutputs) throw new InvalidOperationException("WeightNormDense(Units: TaskOutputs) must be resolved by the trainer before its shape is known.");
+        return input.Length == 1 ? [Units] : [input[0], Units];
+    }
+
+    public override nn.Module<Tensor, Tensor> Build(int[] input)
+    {
+        OutputShape(input);
+        return Activations.Wrap(new WeightNormLinearModule(input[^1], Units, UseBias), Activation);
+    }
+
+    internal override long StateSize(int[] input) => Shapes.Values(input[^1] + 1, Units) + (UseBias ? Units : 0);
+
+    public override string Describe() => $"WeightNormDense({(Units == Dense.TaskOutputs ? "outputs" : Units)}{Activations.Suffix(Activation)})";
+
+    /// <summary>The effective weights g * v / ||v|| (one row per output unit) from the direction <paramref name="v"/> and the lengths <paramref name="g"/>.</summary>
+    public static Tensor EffectiveWeight(Tensor v, Tensor g) => WeightNormLinearModule.Weight(v, g);
+
+    internal override string ToOnnx(OnnxGraph g, IReadOnlyList<string> x, IReadOnlyList<int[]> shapes, LayerWeights w)
+    {
+        using var scope = NewDisposeScope();
+        var state = new Dictionary<string, Tensor> { ["weight"] = EffectiveWeight(w["weight_v"], w["weight_g"]) };
+        if (UseBias) state["bias"] = w["bias"];
+        return new Dense(Units, Activation, UseBias).ToOnnx(g, x, shapes, new LayerWeights(state));
+    }
+}
+
+/// <summary>A linear map whose weight rows are g * v / ||v|| (weight normalisation).</summary>
+internal sealed class WeightNormLinearModule : nn.Module<Tensor, Tensor>
+{
+    private readonly TorchSharp.Modules.Parameter weight_v;
+    private readonly TorchSharp.Modules.Parameter weight_g;
+    private readonly TorchSharp.Modules.Parameter? bias;
+
+    public WeightNormLinearModule(int inputs, int units, bool useBias) : base("WeightNormLinear")
+    {
+        // torch's Linear initialisation for v and the bias; g starts at ||v|| so that w = v at first.
+        using var linear = nn.Linear(inputs, units, hasBias: useBias);
+        using (no_grad())
+        {
+            weight_v = nn.Parameter(linear.weight!.detach().clone());
+            weight_g = nn.Parameter(Norms(weight_v).detach().clone());
+            bias = useBias ? nn.Parameter(linear.bias!.detach().clone()) : null;
+        }
+        RegisterComponents();
+    }
+
+    private static Tensor Norms(Tensor v) => v.pow(2).sum(1).sqrt();
+
+    /// <summary>g * v / ||v||, the norm taken over each row of v (one row per output unit).</summary>
+    public static Tensor Weight(Tensor v, Tensor g) => v * (g / Norms(v)).unsqueeze(1);
+
+    public override Tensor forward(Tensor input) => nn.functional.linear(input, Weight(weight_v, weight_g), bias);
 }
 
 /// <summary>

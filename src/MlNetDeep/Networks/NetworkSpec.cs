@@ -116,7 +116,15 @@ public sealed record NetworkSpec
 
     /// <summary>Replaces <c>Dense(Units: TaskOutputs)</c> layers with the task's output width.</summary>
     public NetworkSpec WithTaskOutputs(int outputs) =>
-        this with { Layers = Layers.Select(l => l is Dense { Units: Dense.TaskOutputs } d ? d with { Units = outputs } : l).ToArray() };
+        this with
+        {
+            Layers = Layers.Select(l => l switch
+            {
+                Dense { Units: Dense.TaskOutputs } d => d with { Units = outputs },
+                WeightNormDense { Units: Dense.TaskOutputs } d => d with { Units = outputs },
+                _ => l,
+            }).ToArray(),
+        };
 
     /// <summary>The first <paramref name="count"/> layers, the last of them the output (positions and weight names unchanged).</summary>
     public NetworkSpec Prefix(int count)
