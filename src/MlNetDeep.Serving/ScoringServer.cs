@@ -92,7 +92,13 @@ public sealed class ScoringServer : IAsyncDisposable
         else logging(builder.Logging);
         var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("MlNetDeep.Serving");
-        var host = new ModelHost(options.ModelPath, options, logger);
+        ModelHost host;
+        try { host = new ModelHost(options.ModelPath, options, logger); }
+        catch
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         var server = new ScoringServer(app, host, options);
         app.Services.GetRequiredService<Rejections>().Server = server;
         try
