@@ -56,10 +56,14 @@ internal sealed class RowBatch : IDataView
             var row = rows[r];
             if (row.ValueKind != JsonValueKind.Object)
                 throw new RequestException($"{rowName(r)} is {row.ValueKind}, not a JSON object of columns.", "rows");
+            string? unknown = null;
             foreach (var property in row.EnumerateObject())
             {
                 if (!byName.TryGetValue(property.Name, out int c))
-                    throw new RequestException($"{rowName(r)} has column '{property.Name}', which the model does not know. Its columns: {string.Join(", ", schema.Inputs.Select(f => f.Name))}.", property.Name);
+                {
+                    unknown ??= property.Name;
+                    continue;
+                }
                 if (seen[c] == r + 1) throw new RequestException($"{rowName(r)} has column '{property.Name}' twice.", property.Name);
                 seen[c] = r + 1;
                 if (property.Value.ValueKind == JsonValueKind.Null) continue; // null: missing
@@ -69,6 +73,9 @@ internal sealed class RowBatch : IDataView
             foreach (int c in required)
                 if (present[c] != r + 1)
                     throw new RequestException($"{rowName(r)} lacks column '{input[c].Name}' ({fields[input[c].Name].Type}), which the model needs.", input[c].Name);
+            // A missing column first (a wrong name usually means one), then a column the model does not know.
+            if (unknown is not null)
+                throw new RequestException($"{rowName(r)} has column '{unknown}', which the model does not know. Its columns: {string.Join(", ", schema.Inputs.Select(f => f.Name))}.", unknown);
         }
         for (int c = 0; c < columns.Length; c++) columns[c] ??= ColumnValues.Create(input[c].Type, rows.Count);
         return new RowBatch(input, columns!, rows.Count);

@@ -138,10 +138,22 @@ public sealed class ScoringServer : IAsyncDisposable
         Record(route, 503, 0);
         _logger.LogWarning("{Route} 503: refused, {Limit} requests running and {Queue} queued", route, limit, _options.RequestQueueLimit);
         context.Response.Headers.RetryAfter = RetryAfterSeconds;
+        CloseIfBodyUnread(context);
         await Error(context, 503, $"The service is busy: {limit} {(route == "predict" ? "requests" : "batch uploads")} are running and {_options.RequestQueueLimit} waiting. Retry later.", null);
     }
 
     private const string RetryAfterSeconds = "1";
+
+    /// <summary>
+    /// An answer sent before the request's body was read (a refusal, a batch error): the connection closes after it,
+    /// and says so, so that no client reuses a connection whose unread body the server would otherwise drain or drop.
+    /// </summary>
+    private static void CloseIfBodyUnread(HttpContext context)
+    {
+        if (context.Request.ContentLength is 0 || context.Response.HasStarted) return;
+        if (context.Request.ContentLength is null && !context.Request.Headers.TransferEncoding.Any(t => t?.Contains("chunked", StringComparison.OrdinalIgnoreCase) == true)) return;
+        context.Response.Headers.Connection = "close";
+    }
 
     /// <summary>Scoring passes running now (a test hook: none may run once their request has been answered).</summary>
     internal int ScoringInFlight => Volatile.Read(ref _scoring);
@@ -375,6 +387,7 @@ public sealed class ScoringServer : IAsyncDisposable
         if (!context.Response.HasStarted)
         {
             if (status == 503) context.Response.Headers.RetryAfter = RetryAfterSeconds;
+            if (status is 503 or 504 || route == "predict/batch") CloseIfBodyUnread(context);
             try { await Error(context, status, message, field); }
             catch (Exception) when (context.RequestAborted.IsCancellationRequested) { }
             return (status, message);

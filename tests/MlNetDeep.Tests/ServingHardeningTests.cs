@@ -150,7 +150,8 @@ public sealed class ServingHardeningTests : IDisposable
     public async Task HealthAnswersWhileClientsThatNeverReadHoldBatchStreams()
     {
         var path = SaveModel();
-        await using var server = await Start(path, o => { o.MaxConcurrentBatchRequests = 32; o.MinDataRateGracePeriod = TimeSpan.FromSeconds(30); });
+        var log = new List<string>();
+        await using var server = await Start(path, o => { o.MaxConcurrentBatchRequests = 32; o.MinDataRateGracePeriod = TimeSpan.FromSeconds(30); }, log);
         var uri = new Uri(server.Urls[0]);
         var upload = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Range(0, 60_000).Select(i => "{\"Features\":[0.5]}\n")));
         var slow = new List<RawHttp>();
@@ -163,6 +164,8 @@ public sealed class ServingHardeningTests : IDisposable
                 slow.Add(raw);
             }
             await Task.Delay(1500); // the streams fill every buffer on the way and stall
+            // The scenario holds: no stream could finish, every one waits on its client.
+            Assert.DoesNotContain(Snapshot(log), l => l.Contains("predict/batch 200"));
             using var client = new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(30) };
             for (int i = 0; i < 3; i++)
             {
