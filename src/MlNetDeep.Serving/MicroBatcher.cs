@@ -27,6 +27,8 @@ internal sealed class MicroBatcher : IAsyncDisposable
     /// <summary>Requests accepted and not yet answered.</summary>
     public int Waiting => Volatile.Read(ref _pending);
 
+    /// <param name="options">The batch size, delay and queue limit.</param>
+    /// <param name="metrics">Where the rows per batch are recorded.</param>
     /// <param name="activeRequests">How many requests are being handled now: a batch holding all of them is scored at once, without waiting.</param>
     public MicroBatcher(ServingOptions options, ServingMetrics metrics, Func<int> activeRequests)
     {
