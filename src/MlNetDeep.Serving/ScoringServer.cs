@@ -310,11 +310,16 @@ public sealed class ScoringServer : IAsyncDisposable
             {
                 context.Response.StatusCode = 200;
                 context.Response.ContentType = "application/x-ndjson";
+                // The connection closes after the stream: one cut short leaves an unread upload that is not worth draining.
+                context.Response.Headers.Connection = "close";
                 state.Streaming = true;
             }
-            await context.Response.Body.WriteAsync(buffer.WrittenMemory, cancellation);
+            // Not cancelled by the timeout half-way through (the stream would be left without its last line): a client
+            // that does not read is dropped by the minimum data rate instead, and the timeout is seen at the next chunk.
+            await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted);
             state.Rows += outputs.Count;
             _metrics.Rows.Add(outputs.Count);
+            cancellation.ThrowIfCancellationRequested();
         }
         if (state.Rows == 0) throw new RequestException("The upload holds no rows.", "rows");
     }
