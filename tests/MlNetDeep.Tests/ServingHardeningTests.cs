@@ -92,6 +92,35 @@ public sealed class ServingHardeningTests : IDisposable
     }
 
     [Fact]
+    public async Task ConnectionsBeyondTheLimitAreClosed()
+    {
+        var path = SaveModel();
+        await using var server = await Start(path, o => o.MaxConnections = 2);
+        var uri = new Uri(server.Urls[0]);
+        static async Task<Socket> Connect(Uri uri)
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(uri.Host, uri.Port);
+            return socket;
+        }
+        static async Task<string> Health(Socket socket)
+        {
+            await socket.SendAsync(Encoding.ASCII.GetBytes("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+            var buffer = new byte[4096];
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try { return Encoding.ASCII.GetString(buffer, 0, await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token)); }
+            catch (SocketException) { return ""; } // reset
+        }
+        using var first = await Connect(uri);
+        using var second = await Connect(uri);
+        await Task.Delay(200);
+        using (var third = await Connect(uri)) Assert.Equal("", await Health(third));
+        first.Dispose();
+        var answer = await Eventually(async () => { using var again = await Connect(uri); return await Health(again); }, a => a.StartsWith("HTTP/1.1 200"));
+        Assert.StartsWith("HTTP/1.1 200", answer);
+    }
+
+    [Fact]
     public async Task UnderMoreClientsThanTheLimitsEveryAnswerIsRightOrA503()
     {
         var path = SaveModel();
