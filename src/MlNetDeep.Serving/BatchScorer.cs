@@ -13,68 +13,101 @@ namespace MlNetDeep.Serving;
 /// </summary>
 public static class BatchScorer
 {
-    /// <summary>Scores <paramref name="input"/> (a .csv file, or a folder of images in one subfolder per class) into <paramref name="output"/>; returns the rows written.</summary>
+    /// <summary>Rows of a CSV read, checked and scored at a time.</summary>
+    private const int ChunkRows = 1024;
+
+    /// <summary>Longest line of a CSV input, in characters.</summary>
+    private const int MaxLineChars = 64 << 20;
+
+    /// <summary>
+    /// Scores <paramref name="input"/> (a .csv file, or a folder of images in one subfolder per class) into
+    /// <paramref name="output"/>; returns the rows written. A CSV row that is malformed (more or fewer values than the
+    /// header, a value that does not parse) stops the job with a <see cref="RequestException"/> naming its line and
+    /// column. The output is written to a hidden temporary file beside it and renamed when complete; a failure or a
+    /// cancellation deletes the temporary file.
+    /// </summary>
     public static long Score(string modelPath, string input, string output, IProgress<long>? progress = null, CancellationToken cancellation = default)
     {
         var ml = new MLContext(seed: 1);
         var transformer = ml.Model.LoadDeep(modelPath, out var inputSchema);
+        StreamReader? csvFile = null;
         try
         {
             var schema = ModelSchema.Of(transformer, inputSchema);
-            IDataView data;
+            Func<IDataView?> next;
             string[] keep;
             if (Directory.Exists(input))
             {
                 if (!schema.Inputs.Any(f => f.Name == "ImagePath" && f.Required))
                     throw new InvalidOperationException($"The model reads {string.Join(", ", schema.Inputs.Where(f => f.Required).Select(f => $"'{f.Name}' ({f.Type})"))}, " +
                         "not an 'ImagePath' column: an image folder can only be scored by a pipeline that loads its images itself (LoadImages -> ...).");
-                data = ImageFolder.Scan(input, new ImageFolderOptions { MinimumClasses = 1 }).ToDataView(ml.Data);
+                IDataView? images = ImageFolder.Scan(input, new ImageFolderOptions { MinimumClasses = 1 }).ToDataView(ml.Data);
+                next = () => { var view = images; images = null; return view; };
                 keep = ["ImagePath", "Label"];
             }
             else if (File.Exists(input))
             {
-                data = CsvRows.Load(ml, input, schema);
+                csvFile = new StreamReader(input, new UTF8Encoding(false), detectEncodingFromByteOrderMarks: true);
+                var rows = CsvRows.Open(csvFile, schema, MaxLineChars);
+                next = () => rows.Read(ChunkRows);
                 keep = [];
             }
             else throw new FileNotFoundException($"The input '{input}' is neither a CSV file nor a folder.", input);
 
-            var scored = transformer.Transform(data);
-            var outputs = schema.OutputColumns.Select(c => scored.Schema[c.Name]).ToList();
-            var passed = keep.Select(name => scored.Schema[name]).ToList();
             var folder = Path.GetDirectoryName(Path.GetFullPath(output))!;
             Directory.CreateDirectory(folder);
             var temporary = Path.Combine(folder, $".{Path.GetFileName(output)}.{Guid.NewGuid():N}.tmp");
-            long rows = 0;
+            long written = 0;
             try
             {
                 using (var writer = new StreamWriter(temporary, false, new UTF8Encoding(false)))
-                using (var cursor = scored.GetRowCursor(outputs.Concat(passed)))
                 {
-                    var header = (passed.Count == 0 ? ["Row"] : passed.Select(c => c.Name)).Concat(outputs.SelectMany(HeaderNames));
-                    writer.WriteLine(string.Join(",", header.Select(Quote)));
-                    var cells = passed.Concat(outputs).Select(c => CellWriter(cursor, c)).ToList();
-                    var line = new StringBuilder();
-                    while (cursor.MoveNext())
+                    bool header = false;
+                    while (true)
                     {
                         cancellation.ThrowIfCancellationRequested();
-                        line.Clear();
-                        if (passed.Count == 0) line.Append(rows.ToString(CultureInfo.InvariantCulture));
-                        for (int i = 0; i < cells.Count; i++)
+                        var data = next();
+                        if (data is null && header) break;
+                        // An input with no rows still gets its header: the columns of an empty batch.
+                        var scored = transformer.Transform(data ?? RowBatch.FromJson([], schema));
+                        var outputs = schema.OutputColumns.Select(c => scored.Schema[c.Name]).ToList();
+                        var passed = keep.Select(name => scored.Schema[name]).ToList();
+                        if (!header)
                         {
-                            if (i > 0 || passed.Count == 0) line.Append(',');
-                            cells[i](line);
+                            var names = (passed.Count == 0 ? ["Row"] : passed.Select(c => c.Name)).Concat(outputs.SelectMany(HeaderNames));
+                            writer.WriteLine(string.Join(",", names.Select(Quote)));
+                            header = true;
                         }
-                        writer.WriteLine(line);
-                        if (++rows % 1000 == 0) progress?.Report(rows);
+                        if (data is null) break;
+                        using var cursor = scored.GetRowCursor(outputs.Concat(passed));
+                        var cells = passed.Concat(outputs).Select(c => CellWriter(cursor, c)).ToList();
+                        var line = new StringBuilder();
+                        while (cursor.MoveNext())
+                        {
+                            cancellation.ThrowIfCancellationRequested();
+                            line.Clear();
+                            if (passed.Count == 0) line.Append(written.ToString(CultureInfo.InvariantCulture));
+                            for (int i = 0; i < cells.Count; i++)
+                            {
+                                if (i > 0 || passed.Count == 0) line.Append(',');
+                                cells[i](line);
+                            }
+                            writer.WriteLine(line);
+                            if (++written % 1000 == 0) progress?.Report(written);
+                        }
                     }
                 }
                 File.Move(temporary, output, overwrite: true);
             }
             finally { File.Delete(temporary); }
-            progress?.Report(rows);
-            return rows;
+            progress?.Report(written);
+            return written;
         }
-        finally { LoadedModel.Free(transformer); }
+        finally
+        {
+            csvFile?.Dispose();
+            LoadedModel.Free(transformer);
+        }
     }
 
     private static IEnumerable<string> HeaderNames(DataViewSchema.Column column) =>

@@ -7,7 +7,10 @@ namespace MlNetDeep.Serving;
 /// waiting at most <see cref="ServingOptions.MicroBatchMaxDelay"/> for more), scores it with one forward pass of the
 /// current model, and hands each request its own rows' outputs. A batch that fails fails each of its requests with
 /// the error; a request whose rows are bad never joins a batch (its rows are checked when parsed). When every request
-/// the service is handling is already in the batch, it is scored at once: a lone client never waits.
+/// the service is handling is already in the batch, it is scored at once: a lone client never waits. At most
+/// <see cref="ServingOptions.MicroBatchQueueLimit"/> requests wait (queued or being scored); one more is refused with
+/// <see cref="ServiceBusyException"/> (503). Each waiting request holds its own reference on its model, so a request
+/// that times out and lets its lease go cannot free a model the batcher is still scoring with.
 /// </summary>
 internal sealed class MicroBatcher : IAsyncDisposable
 {
@@ -19,7 +22,13 @@ internal sealed class MicroBatcher : IAsyncDisposable
     private readonly Task _loop;
 
     private readonly Func<int> _activeRequests;
+    private int _pending;
 
+    /// <summary>Requests accepted and not yet answered.</summary>
+    public int Waiting => Volatile.Read(ref _pending);
+
+    /// <param name="options">The batch size, delay and queue limit.</param>
+    /// <param name="metrics">Where the rows per batch are recorded.</param>
     /// <param name="activeRequests">How many requests are being handled now: a batch holding all of them is scored at once, without waiting.</param>
     public MicroBatcher(ServingOptions options, ServingMetrics metrics, Func<int> activeRequests)
     {
@@ -32,8 +41,28 @@ internal sealed class MicroBatcher : IAsyncDisposable
     /// <summary>Scores <paramref name="rows"/> (parsed for <paramref name="model"/>, which the caller holds a lease on) in the next micro-batch.</summary>
     public Task<IReadOnlyList<ReadOnlyMemory<byte>>> ScoreAsync(LoadedModel model, RowBatch rows, CancellationToken cancellation)
     {
+        if (Interlocked.Increment(ref _pending) > _options.MicroBatchQueueLimit)
+        {
+            Interlocked.Decrement(ref _pending);
+            throw new ServiceBusyException($"The micro-batch queue is full ({_options.MicroBatchQueueLimit} requests waiting).");
+        }
+        if (!model.TryAcquire())
+        {
+            Interlocked.Decrement(ref _pending);
+            throw new ObjectDisposedException(nameof(LoadedModel));
+        }
         var pending = new Pending(model, rows, new TaskCompletionSource<IReadOnlyList<ReadOnlyMemory<byte>>>(TaskCreationOptions.RunContinuationsAsynchronously), cancellation);
-        if (!_queue.Writer.TryWrite(pending)) throw new ObjectDisposedException(nameof(MicroBatcher));
+        // Whatever ends the request's wait (its rows scored, a failure, its cancellation), the slot and the model reference are given back once.
+        _ = pending.Result.Task.ContinueWith(_ =>
+        {
+            model.Release();
+            Interlocked.Decrement(ref _pending);
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        if (!_queue.Writer.TryWrite(pending))
+        {
+            pending.Result.TrySetException(new ObjectDisposedException(nameof(MicroBatcher)));
+            throw new ObjectDisposedException(nameof(MicroBatcher));
+        }
         return pending.Result.Task.WaitAsync(cancellation);
     }
 
@@ -94,5 +123,6 @@ internal sealed class MicroBatcher : IAsyncDisposable
     {
         _queue.Writer.TryComplete();
         await _loop.ConfigureAwait(false);
+        while (_queue.Reader.TryRead(out var left)) left.Result.TrySetCanceled();
     }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -25,33 +26,81 @@ internal sealed class RowBatch : IDataView
     public long? GetRowCount() => Count;
 
     /// <summary>Parses JSON objects (one per row) against the model's schema; a wrong row is a <see cref="RequestException"/> naming it.</summary>
-    public static RowBatch FromJson(IReadOnlyList<JsonElement> rows, ModelSchema schema, int firstRowNumber = 0)
+    public static RowBatch FromJson(IReadOnlyList<JsonElement> rows, ModelSchema schema, int firstRowNumber = 0) =>
+        FromJson(rows, schema, r => $"Row {firstRowNumber + r}");
+
+    /// <summary>
+    /// Parses JSON objects (one per row) against the model's schema. Every row is checked whole: a column the model
+    /// does not know, a column given twice, a missing required column or a value of the wrong type is a
+    /// <see cref="RequestException"/> naming the row (<paramref name="rowName"/> of its index: "Row 3", "Line 7") and the column.
+    /// </summary>
+    public static RowBatch FromJson(IReadOnlyList<JsonElement> rows, ModelSchema schema, Func<int, string> rowName)
     {
-        var columns = new IColumnValues[schema.Input.Count];
+        var input = schema.Input;
+        var columns = new IColumnValues?[input.Count];
         var fields = schema.Inputs.ToDictionary(f => f.Name);
-        for (int c = 0; c < schema.Input.Count; c++)
+        // Every visible input column by name (the last of a name wins, as in the schema); values are kept for the columns a request can give.
+        var byName = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var column in input.Where(c => !c.IsHidden)) byName[column.Name] = column.Index;
+        var required = new List<int>();
+        foreach (var (name, index) in byName)
         {
-            var column = schema.Input[c];
-            columns[c] = ColumnValues.Create(column.Type, rows.Count);
-            if (column.IsHidden || !fields.TryGetValue(column.Name, out var field)) continue;
-            for (int r = 0; r < rows.Count; r++)
+            if (!fields.TryGetValue(name, out var field)) continue;
+            columns[index] = ColumnValues.Create(input[index].Type, rows.Count);
+            if (field.Required) required.Add(index);
+        }
+        var seen = new int[input.Count]; // r + 1 once row r names the column
+        var present = new int[input.Count]; // r + 1 once row r gives it a value
+        for (int r = 0; r < rows.Count; r++)
+        {
+            var row = rows[r];
+            if (row.ValueKind != JsonValueKind.Object)
+                throw new RequestException($"{rowName(r)} is {row.ValueKind}, not a JSON object of columns.", "rows");
+            string? unknown = null;
+            foreach (var property in row.EnumerateObject())
             {
-                if (rows[r].ValueKind != JsonValueKind.Object)
-                    throw new RequestException($"Row {firstRowNumber + r} is {rows[r].ValueKind}, not a JSON object of columns.", "rows");
-                if (rows[r].TryGetProperty(column.Name, out var value) && value.ValueKind != JsonValueKind.Null)
-                    columns[c].Set(r, value, column.Name, firstRowNumber + r);
-                else if (field.Required)
-                    throw new RequestException($"Row {firstRowNumber + r} lacks column '{column.Name}' ({field.Type}), which the model needs.", column.Name);
+                if (!byName.TryGetValue(property.Name, out int c))
+                {
+                    unknown ??= property.Name;
+                    continue;
+                }
+                if (seen[c] == r + 1) throw new RequestException($"{rowName(r)} has column '{property.Name}' twice.", property.Name);
+                seen[c] = r + 1;
+                if (property.Value.ValueKind == JsonValueKind.Null) continue; // null: missing
+                columns[c]?.Set(r, property.Value, property.Name, rowName(r));
+                present[c] = r + 1;
             }
+            foreach (int c in required)
+                if (present[c] != r + 1)
+                    throw new RequestException($"{rowName(r)} lacks column '{input[c].Name}' ({fields[input[c].Name].Type}), which the model needs.", input[c].Name);
+            // A missing column first (a wrong name usually means one), then a column the model does not know.
+            if (unknown is not null)
+                throw new RequestException($"{rowName(r)} has column '{unknown}', which the model does not know. Its columns: {string.Join(", ", schema.Inputs.Select(f => f.Name))}.", unknown);
         }
-        if (rows.Count > 0)
+        for (int c = 0; c < columns.Length; c++) columns[c] ??= ColumnValues.Create(input[c].Type, rows.Count);
+        return new RowBatch(input, columns!, rows.Count);
+    }
+
+    /// <summary>
+    /// Rows of a CSV (see <see cref="CsvRows"/>): each record's values for the columns of <paramref name="layout"/>
+    /// parsed to the model's types; a value that does not parse is a <see cref="RequestException"/> naming the line and column.
+    /// </summary>
+    internal static RowBatch FromCsv(IReadOnlyList<CsvRecord> records, CsvLayout layout, ModelSchema schema)
+    {
+        var input = schema.Input;
+        var columns = new IColumnValues[input.Count];
+        for (int c = 0; c < input.Count; c++) columns[c] = ColumnValues.Create(input[c].Type, records.Count);
+        for (int r = 0; r < records.Count; r++)
         {
-            var known = schema.Input.Select(c => c.Name).ToHashSet();
-            foreach (var property in rows[0].EnumerateObject())
-                if (!known.Contains(property.Name))
-                    throw new RequestException($"Row {firstRowNumber} has column '{property.Name}', which the model does not know. Its columns: {string.Join(", ", schema.Inputs.Select(f => f.Name))}.", property.Name);
+            var record = records[r];
+            string name = $"Line {record.Line}";
+            if (record.Fields.Count != layout.HeaderCount)
+                throw new RequestException($"{name} has {record.Fields.Count} values; the header has {layout.HeaderCount} columns.", "rows");
+            foreach (var (column, positions, labels) in layout.Columns)
+                for (int i = 0; i < positions.Length; i++)
+                    columns[column].SetText(r, i, record.Fields[positions[i]], labels[i], name);
         }
-        return new RowBatch(schema.Input, columns, rows.Count);
+        return new RowBatch(input, columns, records.Count);
     }
 
     /// <summary>One batch holding the rows of several, in order (micro-batching).</summary>
@@ -88,72 +137,106 @@ internal sealed class RowBatch : IDataView
 /// <summary>The values of one column for every row of a batch.</summary>
 internal interface IColumnValues
 {
-    void Set(int row, JsonElement value, string column, int rowNumber);
+    void Set(int row, JsonElement value, string column, string rowName);
+    void SetText(int row, int item, string text, string column, string rowName);
     IColumnValues Concat(IReadOnlyList<IColumnValues> parts);
     ValueGetter<TValue> Getter<TValue>(Func<int> position, string column);
 }
 
 internal static class ColumnValues
 {
-    public static IColumnValues Create(DataViewType type, int rows) => type switch
+    /// <summary>The values of a column of <paramref name="type"/> for <paramref name="rows"/> rows, missing until set.</summary>
+    public static IColumnValues Create(DataViewType type, int rows)
     {
-        VectorDataViewType { ItemType: var item } v when item == NumberDataViewType.Single => new Vector<float>(rows, v.Size, ReadSingle, float.NaN),
-        VectorDataViewType { ItemType: var item } v when item == NumberDataViewType.Double => new Vector<double>(rows, v.Size, ReadDouble, double.NaN),
-        VectorDataViewType { ItemType: var item } v when item == NumberDataViewType.Int32 => new Vector<int>(rows, v.Size, ReadInt32, 0),
-        VectorDataViewType v => new Vector<float>(rows, v.Size, (e, c, r) => throw Unsupported(c, type), 0f),
-        _ when type == NumberDataViewType.Single => new Scalar<float>(rows, ReadSingle, float.NaN),
-        _ when type == NumberDataViewType.Double => new Scalar<double>(rows, ReadDouble, double.NaN),
-        _ when type == NumberDataViewType.Int32 => new Scalar<int>(rows, ReadInt32, 0),
-        _ when type == NumberDataViewType.Int64 => new Scalar<long>(rows, (e, c, r) => e.TryGetInt64(out var v) ? v : throw NotA(c, r, "whole number"), 0),
-        _ when type == NumberDataViewType.UInt32 => new Scalar<uint>(rows, ReadUInt32, 0u),
-        _ when type == BooleanDataViewType.Instance => new Scalar<bool>(rows, (e, c, r) => e.ValueKind switch
+        var item = type is VectorDataViewType vector ? vector.ItemType : type;
+        int size = type is VectorDataViewType { IsKnownSize: true } v ? v.Size : 0;
+        if (!ModelSchema.IsSupported(type)) return Column(rows, size, 0f, Unreadable<float>(type), UnreadableText<float>(type));
+        if (item == NumberDataViewType.Single) return Column(rows, size, float.NaN, ReadSingle, ParseSingle);
+        if (item == NumberDataViewType.Double) return Column(rows, size, double.NaN, ReadDouble, ParseDouble);
+        if (item == NumberDataViewType.Int32) return Column(rows, size, 0, ReadInt32, (t, c, r) => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x) ? x : throw NotA(c, r, "whole number", t));
+        if (item == NumberDataViewType.Int64)
+            return Column(rows, size, 0L, (e, c, r) => e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out var x) ? x : throw NotA(c, r, "whole number"),
+                (t, c, r) => long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x) ? x : throw NotA(c, r, "whole number", t));
+        if (item == NumberDataViewType.UInt32) return Column(rows, size, 0u, ReadUInt32, ParseUInt32);
+        if (item == BooleanDataViewType.Instance)
+            return Column(rows, size, false, (e, c, r) => e.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                _ => throw NotA(c, r, "true or false"),
+            }, (t, c, r) => t.Trim().ToLowerInvariant() switch
+            {
+                "true" or "1" => true,
+                "false" or "0" => false,
+                _ => throw NotA(c, r, "true or false", t),
+            });
+        if (item == TextDataViewType.Instance)
+            return Column(rows, size, ReadOnlyMemory<char>.Empty, (e, c, r) => e.ValueKind == JsonValueKind.String ? e.GetString().AsMemory() : throw NotA(c, r, "string"), (t, c, r) => t.AsMemory());
+        if (item is KeyDataViewType key)
         {
-            JsonValueKind.True => true,
-            JsonValueKind.False => false,
-            _ => throw NotA(c, r, "true or false"),
-        }, false),
-        _ when type == TextDataViewType.Instance => new Scalar<ReadOnlyMemory<char>>(rows,
-            (e, c, r) => e.ValueKind == JsonValueKind.String ? e.GetString().AsMemory() : throw NotA(c, r, "string"), ReadOnlyMemory<char>.Empty),
-        KeyDataViewType key when key.RawType == typeof(uint) => new Scalar<uint>(rows, (e, c, r) =>
-        {
-            uint value = ReadUInt32(e, c, r);
-            return value <= key.Count ? value : throw new RequestException($"Row {r}: '{c}' is key {value}, beyond the {key.Count} keys of the column.", c);
-        }, 0u),
-        _ => new Scalar<float>(rows, (e, c, r) => throw Unsupported(c, type), 0f),
-    };
+            uint Check(uint value, string c, string r) => value <= key.Count ? value : throw new RequestException($"{r}: '{c}' is key {value}, beyond the {key.Count} keys of the column.", c);
+            return Column(rows, size, 0u, (e, c, r) => Check(ReadUInt32(e, c, r), c, r), (t, c, r) => Check(ParseUInt32(t, c, r), c, r));
+        }
+        return Column(rows, size, 0f, Unreadable<float>(type), UnreadableText<float>(type));
+    }
 
-    private static float ReadSingle(JsonElement e, string column, int row) =>
+    private static IColumnValues Column<T>(int rows, int size, T missing, Func<JsonElement, string, string, T> read, Func<string, string, string, T> parse) =>
+        size > 0 ? new Vector<T>(rows, size, read, parse, missing) : new Scalar<T>(rows, read, parse, missing);
+
+    private static Func<JsonElement, string, string, T> Unreadable<T>(DataViewType type) => (e, c, r) => throw Unsupported(c, type);
+    private static Func<string, string, string, T> UnreadableText<T>(DataViewType type) => (e, c, r) => throw Unsupported(c, type);
+
+    private static float ReadSingle(JsonElement e, string column, string row) =>
         e.ValueKind == JsonValueKind.Number && e.TryGetSingle(out var v) && float.IsFinite(v) ? v : throw NotA(column, row, "finite number");
 
-    private static double ReadDouble(JsonElement e, string column, int row) =>
+    private static double ReadDouble(JsonElement e, string column, string row) =>
         e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out var v) && double.IsFinite(v) ? v : throw NotA(column, row, "finite number");
 
-    private static int ReadInt32(JsonElement e, string column, int row) =>
+    private static int ReadInt32(JsonElement e, string column, string row) =>
         e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var v) ? v : throw NotA(column, row, "whole number");
 
-    private static uint ReadUInt32(JsonElement e, string column, int row) =>
+    private static uint ReadUInt32(JsonElement e, string column, string row) =>
         e.ValueKind == JsonValueKind.Number && e.TryGetUInt32(out var v) ? v : throw NotA(column, row, "whole number >= 0");
 
-    private static RequestException NotA(string column, int row, string what) => new($"Row {row}: '{column}' must be a {what}.", column);
+    private static float ParseSingle(string text, string column, string row) =>
+        float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && float.IsFinite(v) ? v : throw NotA(column, row, "finite number", text);
+
+    private static double ParseDouble(string text, string column, string row) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) ? v : throw NotA(column, row, "finite number", text);
+
+    private static uint ParseUInt32(string text, string column, string row) =>
+        uint.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw NotA(column, row, "whole number >= 0", text);
+
+    private static RequestException NotA(string column, string row, string what) => new($"{row}: '{column}' must be a {what}.", column);
+
+    private static RequestException NotA(string column, string row, string what, string text) =>
+        new(text.Length == 0 ? $"{row}: '{column}' is empty; it must be a {what}." : $"{row}: '{column}' is '{Shorten(text)}', not a {what}.", column);
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     private static RequestException Unsupported(string column, DataViewType type) => new($"Column '{column}' ({type}) cannot be given in a request.", column);
 
     private sealed class Scalar<T> : IColumnValues
     {
-        private readonly Func<JsonElement, string, int, T> _read;
+        private readonly Func<JsonElement, string, string, T> _read;
+        private readonly Func<string, string, string, T> _parse;
         private readonly T[] _values;
 
-        public Scalar(int rows, Func<JsonElement, string, int, T> read, T missing) : this(Enumerable.Repeat(missing, rows).ToArray(), read) { }
+        public Scalar(int rows, Func<JsonElement, string, string, T> read, Func<string, string, string, T> parse, T missing)
+            : this(Enumerable.Repeat(missing, rows).ToArray(), read, parse) { }
 
-        private Scalar(T[] values, Func<JsonElement, string, int, T> read)
+        private Scalar(T[] values, Func<JsonElement, string, string, T> read, Func<string, string, string, T> parse)
         {
             _values = values;
             _read = read;
+            _parse = parse;
         }
 
-        public void Set(int row, JsonElement value, string column, int rowNumber) => _values[row] = _read(value, column, rowNumber);
+        public void Set(int row, JsonElement value, string column, string rowName) => _values[row] = _read(value, column, rowName);
 
-        public IColumnValues Concat(IReadOnlyList<IColumnValues> parts) => new Scalar<T>(parts.Cast<Scalar<T>>().SelectMany(p => p._values).ToArray(), _read);
+        public void SetText(int row, int item, string text, string column, string rowName) => _values[row] = _parse(text, column, rowName);
+
+        public IColumnValues Concat(IReadOnlyList<IColumnValues> parts) => new Scalar<T>(parts.Cast<Scalar<T>>().SelectMany(p => p._values).ToArray(), _read, _parse);
 
         public ValueGetter<TValue> Getter<TValue>(Func<int> position, string column)
         {
@@ -164,34 +247,38 @@ internal static class ColumnValues
 
     private sealed class Vector<T> : IColumnValues
     {
-        private readonly Func<JsonElement, string, int, T> _read;
+        private readonly Func<JsonElement, string, string, T> _read;
+        private readonly Func<string, string, string, T> _parse;
         private readonly T[][] _values;
         private readonly int _size;
 
-        public Vector(int rows, int size, Func<JsonElement, string, int, T> read, T missing)
-            : this(Enumerable.Range(0, rows).Select(_ => Enumerable.Repeat(missing, size).ToArray()).ToArray(), size, read) { }
+        public Vector(int rows, int size, Func<JsonElement, string, string, T> read, Func<string, string, string, T> parse, T missing)
+            : this(Enumerable.Range(0, rows).Select(_ => Enumerable.Repeat(missing, size).ToArray()).ToArray(), size, read, parse) { }
 
-        private Vector(T[][] values, int size, Func<JsonElement, string, int, T> read)
+        private Vector(T[][] values, int size, Func<JsonElement, string, string, T> read, Func<string, string, string, T> parse)
         {
             _values = values;
             _size = size;
             _read = read;
+            _parse = parse;
         }
 
-        public void Set(int row, JsonElement value, string column, int rowNumber)
+        public void Set(int row, JsonElement value, string column, string rowName)
         {
             if (value.ValueKind != JsonValueKind.Array)
-                throw new RequestException($"Row {rowNumber}: '{column}' must be an array of {_size} numbers, not {value.ValueKind}.", column);
+                throw new RequestException($"{rowName}: '{column}' must be an array of {_size} numbers, not {value.ValueKind}.", column);
             int length = value.GetArrayLength();
             if (length != _size)
-                throw new RequestException($"Row {rowNumber}: '{column}' has {length} values; the model needs {_size}.", column);
+                throw new RequestException($"{rowName}: '{column}' has {length} values; the model needs {_size}.", column);
             var target = _values[row];
             int i = 0;
-            foreach (var item in value.EnumerateArray()) target[i++] = _read(item, column, rowNumber);
+            foreach (var item in value.EnumerateArray()) target[i++] = _read(item, column, rowName);
         }
 
+        public void SetText(int row, int item, string text, string column, string rowName) => _values[row][item] = _parse(text, column, rowName);
+
         public IColumnValues Concat(IReadOnlyList<IColumnValues> parts) =>
-            new Vector<T>(parts.Cast<Vector<T>>().SelectMany(p => p._values).ToArray(), _size, _read);
+            new Vector<T>(parts.Cast<Vector<T>>().SelectMany(p => p._values).ToArray(), _size, _read, _parse);
 
         public ValueGetter<TValue> Getter<TValue>(Func<int> position, string column)
         {

@@ -33,6 +33,7 @@ internal static class BenchmarkCommand
         command.Subcommands.Add(BinaryBenchmark.Create());
         command.Subcommands.Add(ImageFolderCommands.Benchmark());
         command.Subcommands.Add(ServingBenchmark.Create());
+        command.Subcommands.Add(ServingHostileBenchmark.Create());
         command.Subcommands.Add(ScoringBenchmark.Create());
         command.Subcommands.Add(MemoryBenchmark.Create());
         command.Subcommands.Add(TextBenchmark.Create());

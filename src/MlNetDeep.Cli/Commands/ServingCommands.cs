@@ -19,11 +19,22 @@ internal static class ServingCommands
         var maxRows = new Option<int>("--max-rows") { Description = "Most rows per /predict request.", DefaultValueFactory = _ => 10_000 }.AtLeast(1);
         var maxBody = new Option<long>("--max-body-mb") { Description = "Largest request body, in MiB.", DefaultValueFactory = _ => 16 }
             .Check(mb => mb is >= 1 and <= 1L << 20 ? null : $"--max-body-mb must be 1 to {1L << 20}, got {mb}.");
+        var maxBatchBody = new Option<long>("--max-batch-body-mb") { Description = "Largest /predict/batch upload, in MiB (read and scored as it streams in).", DefaultValueFactory = _ => 1024 }
+            .Check(mb => mb is >= 1 and <= 1L << 20 ? null : $"--max-batch-body-mb must be 1 to {1L << 20}, got {mb}.");
+        var maxModel = new Option<long>("--max-model-mb") { Description = "Largest model file, in MiB (checked before it is read, at start and on reload).", DefaultValueFactory = _ => 2048 }
+            .Check(mb => mb is >= 1 and <= 1L << 20 ? null : $"--max-model-mb must be 1 to {1L << 20}, got {mb}.");
         var timeout = new Option<double>("--timeout") { Description = "Request timeout in seconds.", DefaultValueFactory = _ => 30 }.Between(0.001, 86_400);
+        var maxRequests = new Option<int>("--max-concurrent-requests") { Description = "Most /predict requests handled at once (more wait in the queue).", DefaultValueFactory = _ => 64 }.AtLeast(1);
+        var maxBatches = new Option<int>("--max-concurrent-batches") { Description = "Most /predict/batch uploads handled at once (more wait in the queue).", DefaultValueFactory = _ => 4 }.AtLeast(1);
+        var queue = new Option<int>("--queue-limit") { Description = "Most requests of each route waiting for their turn; beyond it: 503 with Retry-After.", DefaultValueFactory = _ => 128 }.Between(0, 1_000_000);
+        var maxConnections = new Option<int>("--max-connections") { Description = "Most open TCP connections; further ones are closed at once.", DefaultValueFactory = _ => 1024 }.AtLeast(1);
+        var batchQueue = new Option<int>("--micro-batch-queue") { Description = "Most /predict requests waiting in the micro-batcher; beyond it: 503 with Retry-After.", DefaultValueFactory = _ => 1024 }.AtLeast(1);
+        var minRate = new Option<double>("--min-data-rate") { Description = "Slowest a client may send or read, in bytes/s, after a 5 s grace; a slower connection is closed.", DefaultValueFactory = _ => 240 }.Between(1, 1e12);
         var jsonLogs = new Option<bool>("--json-logs") { Description = "Write logs as JSON lines (structured) instead of text." };
         var command = new Command("serve", "Serve a saved model over HTTP: POST /predict, POST /predict/batch, GET /health, GET /model.")
         {
-            model, port, host, noBatching, batchRows, batchDelay, maxRows, maxBody, timeout, jsonLogs,
+            model, port, host, noBatching, batchRows, batchDelay, maxRows, maxBody, maxBatchBody, maxModel, timeout,
+            maxRequests, maxBatches, queue, maxConnections, batchQueue, minRate, jsonLogs,
         };
         command.SetAction(async (result, cancellation) =>
         {
@@ -36,7 +47,15 @@ internal static class ServingCommands
                 MicroBatchMaxDelay = TimeSpan.FromMilliseconds(result.GetValue(batchDelay)),
                 MaxRowsPerRequest = result.GetValue(maxRows),
                 MaxRequestBodyBytes = result.GetValue(maxBody) << 20,
+                MaxBatchRequestBodyBytes = result.GetValue(maxBatchBody) << 20,
+                MaxModelBytes = result.GetValue(maxModel) << 20,
                 RequestTimeout = TimeSpan.FromSeconds(result.GetValue(timeout)),
+                MaxConcurrentRequests = result.GetValue(maxRequests),
+                MaxConcurrentBatchRequests = result.GetValue(maxBatches),
+                RequestQueueLimit = result.GetValue(queue),
+                MaxConnections = result.GetValue(maxConnections),
+                MicroBatchQueueLimit = result.GetValue(batchQueue),
+                MinDataRateBytesPerSecond = result.GetValue(minRate),
             };
             bool json = result.GetValue(jsonLogs);
             await using var server = await ScoringServer.StartAsync(options, $"http://{result.GetValue(host)}:{p}", logging =>
@@ -57,18 +76,19 @@ internal static class ServingCommands
         var input = new Option<string>("--input", "-i") { Description = "A CSV file (header row; a vector column as Name.0 .. Name.(n-1)) or a folder of images (one subfolder per class).", Required = true }.ExistingPath();
         var output = new Option<string>("--output", "-o") { Description = "The CSV of predictions to write.", DefaultValueFactory = _ => "predictions.csv" };
         var command = new Command("score", "Score a CSV file or an image folder with a saved model into a CSV, streaming (inputs larger than memory are fine).") { model, input, output };
-        command.SetAction(result =>
+        command.SetAction((result, cancellation) =>
         {
             string m = result.GetValue(model)!, i = result.GetValue(input)!, o = result.GetValue(output)!;
             var clock = Stopwatch.StartNew();
             long rows = 0;
             Spectre.Console.AnsiConsole.Status().Start($"Scoring {i} ...", context =>
             {
+                // Ctrl+C or SIGTERM cancels the job, which deletes its temporary output before the process ends.
                 rows = BatchScorer.Score(m, i, o, new Progress<long>(n =>
-                    context.Status = $"Scoring {i}: {n:N0} rows, {n / Math.Max(clock.Elapsed.TotalSeconds, 1e-9):N0} rows/s"));
+                    context.Status = $"Scoring {i}: {n:N0} rows, {n / Math.Max(clock.Elapsed.TotalSeconds, 1e-9):N0} rows/s"), cancellation);
             });
             Console.WriteLine($"Wrote {rows:N0} rows to {o} in {clock.Elapsed.TotalSeconds:F1} s ({rows / Math.Max(clock.Elapsed.TotalSeconds, 1e-9):N0} rows/s).");
-            return 0;
+            return Task.FromResult(0);
         });
         return command;
     }
