@@ -198,4 +198,37 @@ public class AnomalyDetectionTests(ITestOutputHelper output)
     {
         [VectorType(100)] public float[] Pixels { get; set; } = [];
     }
+
+    [Fact]
+    public async Task TheServiceScoresADetectorLikeAnyModel()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Data.Value.Ones.Take(100));
+        using var model = ml.AnomalyDetection.Trainers.Autoencoder(Dense(epochs: 2)).Fit(train);
+        var path = TestData.TempFile();
+        try
+        {
+            ml.Model.SaveDeep(model, train.Schema, path);
+            await using var server = await Serving.ScoringServer.StartAsync(new Serving.ServingOptions { ModelPath = path }, "http://127.0.0.1:0", logging: _ => { });
+            using var client = new HttpClient { BaseAddress = new Uri(server.Urls[0]) };
+            var rows = Data.Value.Test.Take(3).ToList();
+            var json = System.Text.Json.JsonSerializer.Serialize(new { rows = rows.Select(r => new { Pixels = r.Pixels }) });
+            using var response = await client.PostAsync("/predict", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            using var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            var predictions = body.RootElement.GetProperty("predictions").EnumerateArray().ToList();
+            var expected = model.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("Score").ToArray();
+            for (int i = 0; i < rows.Count; i++)
+            {
+                float score = predictions[i].GetProperty("Score").GetSingle();
+                Close.Equal(expected[i], score, 1e-5);
+                Assert.Equal(score > model.Threshold, predictions[i].GetProperty("PredictedLabel").GetBoolean());
+                Assert.Equal(784, predictions[i].GetProperty("FeatureErrors").GetArrayLength());
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }
