@@ -120,7 +120,7 @@ public static class RegularisationCourse
         lock (Cache)
         {
             if (Cache.TryGetValue(key, out var done)) return done;
-            var settings = run.Quick ? new RegularisationSettings { TrainRows = 1_500, TestRows = 1_000, Epochs = 5, Hidden = 128 } : new RegularisationSettings();
+            var settings = run.Quick ? new RegularisationSettings { TrainRows = 2_000, TestRows = 1_000, Epochs = 8, Hidden = 128 } : new RegularisationSettings();
             var (networks, path) = Run(run.Ml, settings, run.Output, run.Log, run.Seed);
             Cache[key] = (networks, path, settings);
             return (networks, path, settings);
