@@ -200,6 +200,116 @@ public sealed class CourseTests(ITestOutputHelper output) : IDisposable
         Assert.Empty(Cli.CliApp.Build().Parse(["train", "mnist", "--optimizer", "sgd", "--momentum", "0.9", "--nesterov"]).Errors);
     }
 
+    [Fact]
+    public void EightUnitsPerLayerFitTheCurveBetterThanFour()
+    {
+        var fit = CapacityCourse.FitCurves(new MLContext(seed: 1),
+        [
+            ("4", Networks.Networks.Mlp([4, 4], Networks.ActivationKind.Tanh)),
+            ("8", Networks.Networks.Mlp([8, 8], Networks.ActivationKind.Tanh)),
+        ], epochs: 250);
+        var (four, eight) = (fit.Results[0], fit.Results[1]);
+        output.WriteLine($"4 units: train {four.Train:F4}, test {four.Test:F4}; 8 units: train {eight.Train:F4}, test {eight.Test:F4}");
+        Assert.Equal(33, four.Parameters);
+        Assert.Equal(97, eight.Parameters);
+        Assert.True(eight.Train < four.Train, $"8 units: {eight.Train}, 4 units: {four.Train}");
+        Assert.True(eight.Train < 0.3, $"8 units fit no better than a constant: {eight.Train}");
+        Assert.Equal(300, fit.Fits[0].X.Count);
+    }
+
+    [Fact]
+    public void TheWeightNormLayersSettingsReachItsModuleAndItComputesGTimesVOverItsNorm()
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var noGrad = TorchSharp.torch.no_grad();
+        using (var plain = new Networks.WeightNormDense(3, UseBias: false).Build([4]))
+        {
+            var names = plain.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
+            Assert.Equal(new long[] { 3, 4 }, names["weight_v"]);
+            Assert.Equal(new long[] { 3 }, names["weight_g"]);
+            Assert.DoesNotContain("bias", names.Keys);
+        }
+        using var module = new Networks.WeightNormDense(2, Networks.ActivationKind.Tanh).Build([3]);
+        var parameters = module.named_parameters().ToDictionary(p => p.name.Split('.')[^1], p => p.parameter);
+        // At the start g = ||v||: the layer's weights are v itself.
+        var v0 = parameters["weight_v"];
+        Assert.Equal(v0.pow(2).sum(1).sqrt().data<float>().ToArray(), parameters["weight_g"].data<float>().ToArray(), new FloatComparer(1e-6f));
+        float[] v = [3, 0, 4, 1, 2, 2], g = [2, -0.5f], b = [0.1f, -0.2f], x = [0.5f, -1, 2];
+        parameters["weight_v"].copy_(TorchSharp.torch.tensor(v).reshape(2, 3));
+        parameters["weight_g"].copy_(TorchSharp.torch.tensor(g));
+        parameters["bias"].copy_(TorchSharp.torch.tensor(b));
+        var y = module.call(TorchSharp.torch.tensor(x).reshape(1, 3)).data<float>().ToArray();
+        for (int unit = 0; unit < 2; unit++)
+        {
+            double norm = Math.Sqrt(Enumerable.Range(0, 3).Sum(i => v[unit * 3 + i] * v[unit * 3 + i]));
+            double sum = b[unit] + Enumerable.Range(0, 3).Sum(i => g[unit] * v[unit * 3 + i] / norm * x[i]);
+            Assert.Equal(Math.Tanh(sum), y[unit], 5);
+        }
+        // Row 0: ||(3, 0, 4)|| = 5, so w = 2 (3, 0, 4) / 5; row 1: ||(1, 2, 2)|| = 3, so w = -0.5 (1, 2, 2) / 3.
+        var w = Networks.WeightNormDense.EffectiveWeight(parameters["weight_v"], parameters["weight_g"]).data<float>().ToArray();
+        Assert.Equal(new[] { 1.2f, 0, 1.6f, -1 / 6f, -1 / 3f, -1 / 3f }, w, new FloatComparer(1e-6f));
+        // The trainer resolves its task outputs, and a softmax on it is the network's output.
+        var spec = new Networks.NetworkSpec([new Networks.Flatten(), new Networks.WeightNormDense(Networks.Dense.TaskOutputs, Networks.ActivationKind.Softmax)]);
+        Assert.True(spec.EndsWithSoftmax);
+        Assert.Equal([10], spec.WithTaskOutputs(10).OutputShape([28, 28]));
+        Assert.Equal(3 * 4 + 3 + 3, new Networks.NetworkSpec([new Networks.WeightNormDense(3)]).ParameterCount([4]));
+        var (_, dropThenBn) = RegularisationCourse.Networks(64, 0.5).Single(n => n.Name.StartsWith("dropout 0.5 ->", StringComparison.Ordinal));
+        int drop = dropThenBn.Layers.ToList().FindIndex(l => l is Networks.Dropout);
+        Assert.IsType<Networks.BatchNorm>(dropThenBn.Layers[drop + 1]);
+    }
+
+    [Fact]
+    public void TheLibrarysConv2DWithHandSetWeightsGivesTheWorkedNumbers()
+    {
+        var valid = ConvolutionCourse.Convolve(ConvolutionCourse.ArithmeticInput, ConvolutionCourse.ArithmeticKernel, 1, Networks.PaddingMode.Valid);
+        Assert.Equal(new float[,] { { -2, 0, -4, 3 }, { -2, 1, -3, 2 }, { -1, 0, -2, 1 }, { 2, -2, 0, 0 } }, valid);
+        var same = ConvolutionCourse.Convolve(ConvolutionCourse.ArithmeticInput, ConvolutionCourse.ArithmeticKernel, 1, Networks.PaddingMode.Same);
+        Assert.Equal((6, 6), (same.GetLength(0), same.GetLength(1)));
+        Assert.Equal(new float[] { 0, 0, -1, -2, 2, -2 }, Enumerable.Range(0, 6).Select(c => same[0, c]).ToArray());
+        Assert.Equal(new float[,] { { -2, -4 }, { -1, -2 } }, ConvolutionCourse.Convolve(ConvolutionCourse.ArithmeticInput, ConvolutionCourse.ArithmeticKernel, 2, Networks.PaddingMode.Valid));
+        Assert.Equal(3, ConvolutionCourse.Convolve(ConvolutionCourse.ArithmeticInput, ConvolutionCourse.ArithmeticKernel, 2, Networks.PaddingMode.Same).GetLength(0));
+
+        // The yellow filter (1, 1, -1) gives +2 on yellow alone; (1, 1, 0) gives +2 on white too.
+        var colours = ConvolutionCourse.Colours;
+        var swatches = new float[3 * colours.Count];
+        for (int i = 0; i < colours.Count; i++) (swatches[i], swatches[colours.Count + i], swatches[2 * colours.Count + i]) = (colours[i].R, colours[i].G, colours[i].B);
+        var kernel = new FixedKernel([.. ConvolutionCourse.YellowFilters.SelectMany(f => f.Weights)], []);
+        var maps = ConvolutionCourse.Run(ConvolutionCourse.YellowNetwork, [3, 1, colours.Count], new Dictionary<int, FixedKernel> { [0] = kernel }, swatches)[0];
+        int yellow = colours.ToList().FindIndex(c => c.Name == "yellow"), white = colours.ToList().FindIndex(c => c.Name == "white");
+        Assert.Equal(2f, maps[1, 0, yellow]);
+        Assert.Equal(1f, maps[1, 0, white]);
+        Assert.Equal(2f, maps[0, 0, white]);
+        Assert.All(Enumerable.Range(0, colours.Count).Where(i => i != yellow), i => Assert.True(maps[1, 0, i] < 2f));
+    }
+
+    [Fact]
+    public void TheHierarchicalDetectorFiresOnTheFaceAndNotOnItsPartsOrStrokesScrambled()
+    {
+        var pictures = ConvolutionCourse.HierarchyPictures();
+        var face = ConvolutionCourse.Detect(pictures[0].Image);
+        Assert.Equal([1, 1, 1], new[] { face[4].Channels, face[4].Height, face[4].Width });
+        Assert.Equal(1f, face[4].Values[0], 5);
+        // The pooled part map: eyes top left and right, the nose in the middle, the mouth below it, nothing else.
+        var expected = new (int Part, int Row, int Column)[] { (0, 0, 0), (0, 0, 2), (1, 1, 1), (2, 2, 1) };
+        for (int p = 0; p < 3; p++)
+            for (int r = 0; r < 3; r++)
+                for (int c = 0; c < 3; c++)
+                    Assert.Equal(expected.Contains((p, r, c)) ? 1f : 0f, face[3][p, r, c], 5);
+        var moved = ConvolutionCourse.Detect(pictures[1].Image);
+        Assert.Equal(0f, moved[4].Values[0]);
+        Assert.Equal(4, moved[3].Values.Count(v => v > 0.5f)); // the parts are still found, in the wrong places
+        var shuffled = ConvolutionCourse.Detect(pictures[2].Image);
+        Assert.Equal(0f, shuffled[4].Values[0]);
+        Assert.Equal(24, shuffled[1].Values.Count(v => v > 0.5f)); // the same 24 strokes, but no part
+        Assert.DoesNotContain(shuffled[3].Values, v => v > 0.5f);
+    }
+
+    private sealed class FloatComparer(float tolerance) : IEqualityComparer<float>
+    {
+        public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;
+        public int GetHashCode(float obj) => 0;
+    }
+
     private sealed class ToleranceComparer(double tolerance) : IEqualityComparer<double>
     {
         public bool Equals(double x, double y) => Math.Abs(x - y) <= tolerance;

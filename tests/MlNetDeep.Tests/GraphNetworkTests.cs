@@ -164,6 +164,8 @@ public class GraphNetworkTests
         { "adaptive", new AdaptiveAvgPool2D(3, 3), [2, 6, 6] },
         { "layernorm", new LayerNorm(2, 1e-3), [3, 4, 5] },
         { "clip", new Clip(-0.25, 0.5), [10] },
+        { "weightnorm", new WeightNormDense(5, ActivationKind.Tanh), [7] },
+        { "weightnorm-sequence", new WeightNormDense(4, UseBias: false), [3, 6] },
         { "slice", new Slice(0, 1, -1, 2), [7, 3] },
         { "transpose", new Transpose([2, 0, 1]), [2, 3, 4] },
         { "residual", new Residual([new Conv2D(3, 3, Padding: PaddingMode.Same), new Activation(ActivationKind.ReLU)]), [3, 5, 5] },

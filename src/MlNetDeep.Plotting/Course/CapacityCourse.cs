@@ -113,7 +113,7 @@ public static class CapacityCourse
 
     private static CourseExperiment FourAgainstEight(CourseRun run)
     {
-        int epochs = run.Quick ? 250 : 1000;
+        int epochs = run.Quick ? 200 : 1000;
         var fit = FitCurves(run.Ml,
         [
             ("2 hidden x 4 (tanh)", Networks.Networks.Mlp([4, 4], ActivationKind.Tanh)),
@@ -133,7 +133,7 @@ public static class CapacityCourse
 
     private static CourseExperiment ReluAgainstTanh(CourseRun run)
     {
-        int epochs = run.Quick ? 250 : 1000;
+        int epochs = run.Quick ? 200 : 1000;
         var fit = FitCurves(run.Ml,
         [
             ("1 hidden x 80 (ReLU)", Networks.Networks.Mlp([80], ActivationKind.ReLU)),

@@ -21,7 +21,9 @@ public static class CourseChapters
         CapacityCourse.Chapter,
         new("kmeans", "k-means clustering", "ML.NET's KMeans on 2-D data and on MNIST, and the choice of k.", [KMeansToy, KMeansMnist]),
         new("pca", "Principal component analysis", "Eigen-digits, reconstructions, explained variance and PCA features for a network.", [Pca]),
+        RegularisationCourse.Chapter,
         new("crossvalidate", "Cross-validation and learning curves", "k-fold cross-validation of the network trainer; overfitting, dropout and early stopping.", [CrossValidate]),
+        ConvolutionCourse.Chapter,
         new("augment", "Data augmentation", "Keras' MNIST CNN on a small training set with and without augmentation.", [Augment]),
     ];
 

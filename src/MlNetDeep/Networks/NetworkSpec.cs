@@ -153,7 +153,7 @@ public sealed record NetworkSpec
             int i = Layers.Count - 1;
             while (i > 0 && Layers[i] is Dropout && InputsOf(i) is [var source] && source >= 0) i = source;
             var last = i >= 0 ? Layers[i] : null;
-            return last is Activation { Kind: ActivationKind.Softmax } or Dense { Activation: ActivationKind.Softmax };
+            return last is Activation { Kind: ActivationKind.Softmax } or Dense { Activation: ActivationKind.Softmax } or WeightNormDense { Activation: ActivationKind.Softmax };
         }
     }
 
