@@ -206,8 +206,9 @@ public sealed class CliErrorTests : IDisposable
         using var model = ml.Regression.Trainers.NeuralNetwork(new NeuralNetworkRegressorOptions { Network = Networks.Networks.Mlp(4), Epochs = 1 }).Fit(data);
         var path = Path.Combine(_folder, "model.zip");
         ml.Model.SaveDeep(model, data.Schema, path);
-        var outcome = Run(["serve", "--model", path, "--port", "0"], process => Assert.Equal(0, kill(process.Id, 2)));
-        Assert.Equal(CliApp.Interrupted, outcome.ExitCode);
-        Assert.Equal(["error: interrupted (Ctrl+C)"], outcome.Errors);
+        var (signal, exitCode, line) = Signals.Interrupt;
+        var outcome = Run(["serve", "--model", path, "--port", "0"], process => Assert.Equal(0, kill(process.Id, signal)));
+        Assert.Equal(exitCode, outcome.ExitCode);
+        Assert.Equal([line], outcome.Errors);
     }
 }

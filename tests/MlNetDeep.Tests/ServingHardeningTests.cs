@@ -472,10 +472,10 @@ public sealed class ServingHardeningTests : IDisposable
             while (DateTime.UtcNow < deadline && !(Directory.Exists(Path.GetDirectoryName(output)) && Directory.GetFiles(Path.GetDirectoryName(output)!, ".*.tmp").Length > 0))
                 Thread.Sleep(20);
             Assert.True(Directory.GetFiles(Path.GetDirectoryName(output)!, ".*.tmp").Length > 0, "the job never started writing");
-            Assert.Equal(0, kill(process.Id, 2));
+            Assert.Equal(0, kill(process.Id, Signals.Interrupt.Signal));
         });
-        Assert.Equal(130, exit);
-        Assert.Equal(["error: interrupted (Ctrl+C)"], lines);
+        Assert.Equal(Signals.Interrupt.ExitCode, exit);
+        Assert.Equal([Signals.Interrupt.Line], lines);
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(output)!, ".*.tmp"));
         Assert.False(File.Exists(output));
     }

@@ -63,14 +63,7 @@ public static class CapacityCourse
     {
         var trainData = ml.Data.LoadFromEnumerable(train);
         var testData = ml.Data.LoadFromEnumerable(test);
-        double xMin = train.Min(p => p.Features[0]) - 0.5, xMax = train.Max(p => p.Features[0]) + 0.5;
-        double yMin = train.Min(p => p.Features[1]) - 0.5, yMax = train.Max(p => p.Features[1]) + 0.5;
-        const int side = 120;
-        var grid = new List<ToyPoint>();
-        for (int r = 0; r < side; r++)
-            for (int c = 0; c < side; c++)
-                grid.Add(new ToyPoint { Features = [(float)(xMin + (xMax - xMin) * c / (side - 1)), (float)(yMin + (yMax - yMin) * r / (side - 1))] });
-        var gridData = ml.Data.LoadFromEnumerable(grid);
+        var grid = new DecisionGrid(ml, train);
         var results = new List<CapacityResult>();
         var plots = new List<ScottPlot.Plot>();
         foreach (var (name, network) in networks)
@@ -83,11 +76,7 @@ public static class CapacityCourse
             double trainAccuracy = ml.MulticlassClassification.Evaluate(model.Transform(trainData)).MicroAccuracy;
             double testAccuracy = ml.MulticlassClassification.Evaluate(model.Transform(testData)).MicroAccuracy;
             results.Add(new CapacityResult(name, network.WithTaskOutputs(2).ParameterCount([2]), trainAccuracy, testAccuracy));
-            var scores = model.Transform(gridData).GetColumn<float[]>("Score").ToArray();
-            var probability = new double[side, side];
-            for (int i = 0; i < scores.Length; i++) probability[i / side, i % side] = scores[i][1];
-            plots.Add(PointCharts.DecisionRegions(probability, xMin, xMax, yMin, yMax, train.Select(p => p.Features).ToList(),
-                train.Select(p => (int)p.Label).ToList(), $"{name}: train {trainAccuracy:P1}, test {testAccuracy:P1}"));
+            plots.Add(grid.Plot(model, train, $"{name}: train {trainAccuracy:P1}, test {testAccuracy:P1}"));
         }
         return (results, plots);
     }

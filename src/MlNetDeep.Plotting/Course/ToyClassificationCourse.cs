@@ -35,14 +35,7 @@ public static class ToyClassificationCourse
         {
             var train = ml.Data.LoadFromEnumerable(points);
             var testData = ml.Data.LoadFromEnumerable(test);
-            double xMin = points.Min(p => p.Features[0]) - 0.5, xMax = points.Max(p => p.Features[0]) + 0.5;
-            double yMin = points.Min(p => p.Features[1]) - 0.5, yMax = points.Max(p => p.Features[1]) + 0.5;
-            const int side = 120;
-            var grid = new List<ToyPoint>();
-            for (int r = 0; r < side; r++)
-                for (int c = 0; c < side; c++)
-                    grid.Add(new ToyPoint { Features = [(float)(xMin + (xMax - xMin) * c / (side - 1)), (float)(yMin + (yMax - yMin) * r / (side - 1))] });
-            var gridData = ml.Data.LoadFromEnumerable(grid);
+            var grid = new DecisionGrid(ml, points);
             var plots = new List<ScottPlot.Plot>();
             foreach (var (modelName, network) in Models)
             {
@@ -55,11 +48,7 @@ public static class ToyClassificationCourse
                 double accuracy = ml.MulticlassClassification.Evaluate(model.Transform(testData)).MicroAccuracy;
                 results.Add(new ToyModelResult(name, modelName, accuracy));
                 log.WriteLine($"{name,-10} {modelName,-22}: test accuracy {accuracy:P1}");
-                var scores = model.Transform(gridData).GetColumn<float[]>("Score").ToArray();
-                var probability = new double[side, side];
-                for (int i = 0; i < scores.Length; i++) probability[i / side, i % side] = scores[i][1];
-                plots.Add(PointCharts.DecisionRegions(probability, xMin, xMax, yMin, yMax, points.Select(p => p.Features).ToList(),
-                    points.Select(p => (int)p.Label).ToList(), $"{modelName}: test acc. {accuracy:P1}"));
+                plots.Add(grid.Plot(model, points, $"{modelName}: test acc. {accuracy:P1}"));
             }
             var path = Path.Combine(output, file);
             PlotGrid.Save(path, plots, 3, 420, 380, $"{name}: decision regions (background: P(class 1)); a deep net without activations stays linear");
