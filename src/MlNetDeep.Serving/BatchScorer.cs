@@ -39,35 +39,14 @@ public static class BatchScorer
             else throw new FileNotFoundException($"The input '{input}' is neither a CSV file nor a folder.", input);
 
             var scored = transformer.Transform(data);
-            var outputs = schema.OutputColumns.Select(c => scored.Schema[c.Name]).ToList();
-            var passed = keep.Select(name => scored.Schema[name]).ToList();
             var folder = Path.GetDirectoryName(Path.GetFullPath(output))!;
             Directory.CreateDirectory(folder);
             var temporary = Path.Combine(folder, $".{Path.GetFileName(output)}.{Guid.NewGuid():N}.tmp");
-            long rows = 0;
+            long rows;
             try
             {
                 using (var writer = new StreamWriter(temporary, false, new UTF8Encoding(false)))
-                using (var cursor = scored.GetRowCursor(outputs.Concat(passed)))
-                {
-                    var header = (passed.Count == 0 ? ["Row"] : passed.Select(c => c.Name)).Concat(outputs.SelectMany(HeaderNames));
-                    writer.WriteLine(string.Join(",", header.Select(Quote)));
-                    var cells = passed.Concat(outputs).Select(c => CellWriter(cursor, c)).ToList();
-                    var line = new StringBuilder();
-                    while (cursor.MoveNext())
-                    {
-                        cancellation.ThrowIfCancellationRequested();
-                        line.Clear();
-                        if (passed.Count == 0) line.Append(rows.ToString(CultureInfo.InvariantCulture));
-                        for (int i = 0; i < cells.Count; i++)
-                        {
-                            if (i > 0 || passed.Count == 0) line.Append(',');
-                            cells[i](line);
-                        }
-                        writer.WriteLine(line);
-                        if (++rows % 1000 == 0) progress?.Report(rows);
-                    }
-                }
+                    rows = WriteCsv(scored, schema, keep, writer, progress, cancellation);
                 File.Move(temporary, output, overwrite: true);
             }
             finally { File.Delete(temporary); }
@@ -75,6 +54,36 @@ public static class BatchScorer
             return rows;
         }
         finally { LoadedModel.Free(transformer); }
+    }
+
+    /// <summary>
+    /// Writes the scored rows <paramref name="scored"/> as CSV to <paramref name="writer"/>: the header, then one line a
+    /// row (the row number counted from 0, or the <paramref name="keep"/> columns, then each output column); the rows written.
+    /// </summary>
+    public static long WriteCsv(IDataView scored, ModelSchema schema, IReadOnlyList<string> keep, TextWriter writer, IProgress<long>? progress = null, CancellationToken cancellation = default)
+    {
+        var outputs = schema.OutputColumns.Select(c => scored.Schema[c.Name]).ToList();
+        var passed = keep.Select(name => scored.Schema[name]).ToList();
+        long rows = 0;
+        using var cursor = scored.GetRowCursor(outputs.Concat(passed));
+        var header = (passed.Count == 0 ? ["Row"] : passed.Select(c => c.Name)).Concat(outputs.SelectMany(HeaderNames));
+        writer.WriteLine(string.Join(",", header.Select(Quote)));
+        var cells = passed.Concat(outputs).Select(c => CellWriter(cursor, c)).ToList();
+        var line = new StringBuilder();
+        while (cursor.MoveNext())
+        {
+            cancellation.ThrowIfCancellationRequested();
+            line.Clear();
+            if (passed.Count == 0) line.Append(rows.ToString(CultureInfo.InvariantCulture));
+            for (int i = 0; i < cells.Count; i++)
+            {
+                if (i > 0 || passed.Count == 0) line.Append(',');
+                cells[i](line);
+            }
+            writer.WriteLine(line);
+            if (++rows % 1000 == 0) progress?.Report(rows);
+        }
+        return rows;
     }
 
     private static IEnumerable<string> HeaderNames(DataViewSchema.Column column) =>

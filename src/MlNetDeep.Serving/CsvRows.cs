@@ -10,7 +10,16 @@ namespace MlNetDeep.Serving;
 /// </summary>
 public static class CsvRows
 {
-    public static IDataView Load(MLContext ml, string path, ModelSchema schema)
+    public static IDataView Load(MLContext ml, string path, ModelSchema schema) => Loader(ml, path, schema, hasHeader: true).Load(path);
+
+    /// <summary>
+    /// The rows in bytes [<paramref name="start"/>, <paramref name="end"/>) of the file, which start and end at line
+    /// boundaries and hold no header; the columns are found in the file's header row, as <see cref="Load(MLContext, string, ModelSchema)"/> does.
+    /// </summary>
+    public static IDataView Load(MLContext ml, string path, ModelSchema schema, long start, long end) =>
+        Loader(ml, path, schema, hasHeader: false).Load(new ByteRangeSource(path, start, end));
+
+    private static TextLoader Loader(MLContext ml, string path, ModelSchema schema, bool hasHeader)
     {
         string header;
         using (var reader = new StreamReader(path)) header = reader.ReadLine() ?? throw new RequestException("The CSV is empty: it needs a header row naming the columns.", "header");
@@ -44,8 +53,7 @@ public static class CsvRows
                 }
             columns.Add(new TextLoader.Column(field.Name, kind, ranges.ToArray()));
         }
-        var loader = ml.Data.CreateTextLoader(new TextLoader.Options { Separators = [','], HasHeader = true, AllowQuoting = true, Columns = columns.ToArray() });
-        return loader.Load(path);
+        return ml.Data.CreateTextLoader(new TextLoader.Options { Separators = [','], HasHeader = hasHeader, AllowQuoting = true, Columns = columns.ToArray() });
     }
 
     private static DataKind Kind(DataViewType type, string name)
@@ -62,4 +70,47 @@ public static class CsvRows
     }
 
     private static string Shorten(List<string> names) => names.Count <= 8 ? string.Join(", ", names) : string.Join(", ", names.Take(8)) + $", ... ({names.Count} columns)";
+}
+
+/// <summary>A byte range of a file as TextLoader's one source.</summary>
+internal sealed class ByteRangeSource(string path, long start, long end) : Microsoft.ML.Data.IMultiStreamSource
+{
+    public int Count => 1;
+    public string? GetPathOrNull(int index) => path;
+    public Stream Open(int index) => new RangeStream(path, start, end);
+    public TextReader OpenTextReader(int index) => new StreamReader(Open(index));
+
+    private sealed class RangeStream : Stream
+    {
+        private readonly FileStream _file;
+        private readonly long _end;
+
+        public RangeStream(string path, long start, long end)
+        {
+            _file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            _file.Seek(start, SeekOrigin.Begin);
+            _end = Math.Min(end, _file.Length);
+        }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            long left = _end - _file.Position;
+            return left <= 0 ? 0 : _file.Read(buffer, offset, (int)Math.Min(count, left));
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _file.Dispose();
+            base.Dispose(disposing);
+        }
+    }
 }
