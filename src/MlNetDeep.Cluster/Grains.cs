@@ -24,6 +24,7 @@ public sealed class ScoringJobGrain(
     private readonly ClusterScoringOptions _options = options.Value;
     private readonly SemaphoreSlim _saving = new(1, 1);
     private Task? _loop;
+    private bool _stopping;
 
     private string Name => this.GetPrimaryKeyString();
     private JobState State => state.State;
@@ -60,6 +61,13 @@ public sealed class ScoringJobGrain(
         logger.LogInformation("Job {Job}: {Input} in {Shards} shards with model {Model} version {Version}", Name, request.InputPath, shards.Count, request.ModelPath, version);
         EnsureRunning();
         return Status();
+    }
+
+    /// <summary>The silo is shutting down (or the activation is collected): stop handing out shards; the next call to the job, on another silo, goes on from the stored state.</summary>
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _stopping = true;
+        return Task.CompletedTask;
     }
 
     public Task<JobStatus> GetStatus()
@@ -113,7 +121,7 @@ public sealed class ScoringJobGrain(
         var running = new Dictionary<Task<ShardResult>, (ShardState Shard, string Silo)>();
         try
         {
-            while (State.Phase == JobPhase.Running)
+            while (State.Phase == JobPhase.Running && !_stopping)
             {
                 this.DelayDeactivation(TimeSpan.FromMinutes(30));
                 var busy = running.Values.Select(r => r.Shard.Index).ToHashSet();
@@ -132,7 +140,7 @@ public sealed class ScoringJobGrain(
                 var finished = await Task.WhenAny(running.Keys);
                 var (done, from) = running[finished];
                 running.Remove(finished);
-                if (State.Phase != JobPhase.Running) break; // cancelled meanwhile
+                if (State.Phase != JobPhase.Running || _stopping) break; // cancelled or deactivated meanwhile
                 try
                 {
                     var result = await finished;
@@ -160,7 +168,7 @@ public sealed class ScoringJobGrain(
                 }
                 await Save();
             }
-            if (State.Phase != JobPhase.Running) return;
+            if (State.Phase != JobPhase.Running || _stopping) return;
             var failed = State.Shards.Where(s => s.Error is not null).ToList();
             if (failed.Count > 0)
             {
@@ -184,7 +192,13 @@ public sealed class ScoringJobGrain(
         {
             // A failure of the job itself (the merge, the state storage): recorded when possible, else the next call resumes.
             logger.LogError(e, "Job {Job} stopped", Name);
-            if (e is not Orleans.Storage.InconsistentStateException)
+            if (e is Orleans.Storage.InconsistentStateException)
+            {
+                // Another activation wrote the state (one on a silo declared dead that still ran): take what is stored, start afresh.
+                await state.ReadStateAsync();
+                DeactivateOnIdle();
+            }
+            else
             {
                 State.Phase = JobPhase.Failed;
                 State.Error = $"{e.GetType().Name}: {e.Message}";
