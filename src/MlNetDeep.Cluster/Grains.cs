@@ -179,10 +179,18 @@ public sealed class ScoringJobGrain(
             {
                 var files = State.Shards.Select(s => ShardFile(request.OutputPath, s.Index)).ToList();
                 var rows = State.Shards.Select(s => s.Rows).ToList();
-                State.Rows = await Task.Run(() => ShardScoring.Merge(files, rows, request.OutputPath));
-                try { Directory.Delete(request.OutputPath + ".shards", recursive: true); }
-                catch (IOException) { }
-                State.Phase = JobPhase.Completed;
+                try
+                {
+                    State.Rows = await Task.Run(() => ShardScoring.Merge(files, rows, request.OutputPath));
+                    try { Directory.Delete(request.OutputPath + ".shards", recursive: true); }
+                    catch (IOException) { }
+                    State.Phase = JobPhase.Completed;
+                }
+                catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+                {
+                    State.Phase = JobPhase.Failed;
+                    State.Error = $"merging the shards into '{request.OutputPath}' failed: {e.Message}";
+                }
             }
             State.FinishedUtc = DateTime.UtcNow;
             await Save();
@@ -190,21 +198,12 @@ public sealed class ScoringJobGrain(
         }
         catch (Exception e)
         {
-            // A failure of the job itself (the merge, the state storage): recorded when possible, else the next call resumes.
-            logger.LogError(e, "Job {Job} stopped", Name);
-            if (e is Orleans.Storage.InconsistentStateException)
-            {
-                // Another activation wrote the state (one on a silo declared dead that still ran): take what is stored, start afresh.
-                await state.ReadStateAsync();
-                DeactivateOnIdle();
-            }
-            else
-            {
-                State.Phase = JobPhase.Failed;
-                State.Error = $"{e.GetType().Name}: {e.Message}";
-                State.FinishedUtc = DateTime.UtcNow;
-                try { await Save(); } catch (Exception) { }
-            }
+            // The activation was deactivated (its silo stopping, or Orleans' directory recovering from a dead silo) or the
+            // state could not be saved: the stored state stays as last written, and the next call to the job (on this
+            // silo or another) goes on from it. Shards whose completion was not saved are scored again (same bytes).
+            logger.LogWarning("Job {Job}: dispatch stopped, resumed at the next call: {Error}", Name, e.Message);
+            if (e is Orleans.Storage.InconsistentStateException) await state.ReadStateAsync();
+            DeactivateOnIdle();
         }
     }
 
