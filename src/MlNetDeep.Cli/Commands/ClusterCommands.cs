@@ -17,6 +17,9 @@ internal static class ClusterCommands
 {
     private const int DefaultPrimaryPort = 11111, DefaultGatewayPort = 30000;
 
+    /// <summary>How long a client waits for a gateway to answer.</summary>
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+
     public static Command Create()
     {
         var cluster = new Command("cluster", "Batch scoring jobs on a cluster of silos (Orleans): shards of a CSV scored on every silo, a dead silo's shards scored elsewhere.");
@@ -81,6 +84,9 @@ internal static class ClusterCommands
                 ModelPath = Path.GetFullPath(result.GetValue(model)!), InputPath = Path.GetFullPath(result.GetValue(input)!),
                 OutputPath = Path.GetFullPath(result.GetValue(output)!), Shards = result.GetValue(shards),
             };
+            // The model is checked here first, so that a file that is not a model fails before any silo is asked.
+            using (new Serving.ModelHost(request.ModelPath, new Serving.ServingOptions { ModelPath = request.ModelPath, ReloadCheckInterval = TimeSpan.Zero },
+                       Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)) { }
             await using var client = await Connect(result.GetValue(gateways)!, cancellation);
             var clock = Stopwatch.StartNew();
             var status = await client.Client.GetGrain<IScoringJobGrain>(name).Submit(request);
@@ -176,14 +182,16 @@ internal static class ClusterCommands
         builder.Logging.ClearProviders();
         builder.UseOrleansClient(client => client.UseLocalhostClustering(gateways, "mlnetdeep", "mlnetdeep"));
         var host = builder.Build();
+        using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        patience.CancelAfter(ConnectTimeout);
         try
         {
-            await host.StartAsync(cancellation);
+            await host.StartAsync(patience.Token);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (!cancellation.IsCancellationRequested)
         {
             host.Dispose();
-            throw new IOException($"No silo answers on gateway port {string.Join(", ", gateways)} ({CliApp.OneLine(e.Message)}): start one with `mlnetdeep cluster silo`.", e);
+            throw new IOException($"No silo answered on gateway port {string.Join(", ", gateways)} within {ConnectTimeout.TotalSeconds:F0} s ({CliApp.OneLine(e.Message)}): start one with `mlnetdeep cluster silo`.", e);
         }
         return new Connection(host);
     }
