@@ -43,6 +43,7 @@ internal static class CliApp
         root.Subcommands.Add(ImageFolderCommands.Export());
         root.Subcommands.Add(ServingCommands.Serve());
         root.Subcommands.Add(ServingCommands.Score());
+        root.Subcommands.Add(ClusterCommands.Create());
         foreach (var command in CourseCommands.Create()) root.Subcommands.Add(command);
         var autoencoder = new Command("autoencoder", "Autoencoders: dense, convolutional, denoising and variational.");
         autoencoder.Subcommands.Add(AutoencoderCommand.Create());

@@ -14,10 +14,10 @@ namespace MlNetDeep.Serving;
 public static class BatchScorer
 {
     /// <summary>Rows of a CSV read, checked and scored at a time.</summary>
-    private const int ChunkRows = 1024;
+    internal const int ChunkRows = 1024;
 
     /// <summary>Longest line of a CSV input, in characters.</summary>
-    private const int MaxLineChars = 64 << 20;
+    internal const int MaxLineChars = 64 << 20;
 
     /// <summary>
     /// Scores <paramref name="input"/> (a .csv file, or a folder of images in one subfolder per class) into
@@ -57,46 +57,11 @@ public static class BatchScorer
             var folder = Path.GetDirectoryName(Path.GetFullPath(output))!;
             Directory.CreateDirectory(folder);
             var temporary = Path.Combine(folder, $".{Path.GetFileName(output)}.{Guid.NewGuid():N}.tmp");
-            long written = 0;
+            long written;
             try
             {
                 using (var writer = new StreamWriter(temporary, false, new UTF8Encoding(false)))
-                {
-                    bool header = false;
-                    while (true)
-                    {
-                        cancellation.ThrowIfCancellationRequested();
-                        var data = next();
-                        if (data is null && header) break;
-                        // An input with no rows still gets its header: the columns of an empty batch.
-                        var scored = transformer.Transform(data ?? RowBatch.FromJson([], schema));
-                        var outputs = schema.OutputColumns.Select(c => scored.Schema[c.Name]).ToList();
-                        var passed = keep.Select(name => scored.Schema[name]).ToList();
-                        if (!header)
-                        {
-                            var names = (passed.Count == 0 ? ["Row"] : passed.Select(c => c.Name)).Concat(outputs.SelectMany(HeaderNames));
-                            writer.WriteLine(string.Join(",", names.Select(Quote)));
-                            header = true;
-                        }
-                        if (data is null) break;
-                        using var cursor = scored.GetRowCursor(outputs.Concat(passed));
-                        var cells = passed.Concat(outputs).Select(c => CellWriter(cursor, c)).ToList();
-                        var line = new StringBuilder();
-                        while (cursor.MoveNext())
-                        {
-                            cancellation.ThrowIfCancellationRequested();
-                            line.Clear();
-                            if (passed.Count == 0) line.Append(written.ToString(CultureInfo.InvariantCulture));
-                            for (int i = 0; i < cells.Count; i++)
-                            {
-                                if (i > 0 || passed.Count == 0) line.Append(',');
-                                cells[i](line);
-                            }
-                            writer.WriteLine(line);
-                            if (++written % 1000 == 0) progress?.Report(written);
-                        }
-                    }
-                }
+                    written = WriteCsv(transformer, schema, next, keep, writer, progress, cancellation);
                 File.Move(temporary, output, overwrite: true);
             }
             finally { File.Delete(temporary); }
@@ -108,6 +73,52 @@ public static class BatchScorer
             csvFile?.Dispose();
             LoadedModel.Free(transformer);
         }
+    }
+
+    /// <summary>
+    /// Scores the chunks <paramref name="next"/> gives (null at the end) with <paramref name="transformer"/> and writes
+    /// them as CSV to <paramref name="writer"/>: the header (also for no rows), then a line a row (the row number counted
+    /// from 0, or the <paramref name="keep"/> columns, then each output column); returns the rows written.
+    /// </summary>
+    internal static long WriteCsv(ITransformer transformer, ModelSchema schema, Func<IDataView?> next, IReadOnlyList<string> keep, TextWriter writer,
+        IProgress<long>? progress = null, CancellationToken cancellation = default)
+    {
+        bool header = false;
+        long written = 0;
+        while (true)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var data = next();
+            if (data is null && header) break;
+            // An input with no rows still gets its header: the columns of an empty batch.
+            var scored = transformer.Transform(data ?? RowBatch.FromJson([], schema));
+            var outputs = schema.OutputColumns.Select(c => scored.Schema[c.Name]).ToList();
+            var passed = keep.Select(name => scored.Schema[name]).ToList();
+            if (!header)
+            {
+                var names = (passed.Count == 0 ? ["Row"] : passed.Select(c => c.Name)).Concat(outputs.SelectMany(HeaderNames));
+                writer.WriteLine(string.Join(",", names.Select(Quote)));
+                header = true;
+            }
+            if (data is null) break;
+            using var cursor = scored.GetRowCursor(outputs.Concat(passed));
+            var cells = passed.Concat(outputs).Select(c => CellWriter(cursor, c)).ToList();
+            var line = new StringBuilder();
+            while (cursor.MoveNext())
+            {
+                cancellation.ThrowIfCancellationRequested();
+                line.Clear();
+                if (passed.Count == 0) line.Append(written.ToString(CultureInfo.InvariantCulture));
+                for (int i = 0; i < cells.Count; i++)
+                {
+                    if (i > 0 || passed.Count == 0) line.Append(',');
+                    cells[i](line);
+                }
+                writer.WriteLine(line);
+                if (++written % 1000 == 0) progress?.Report(written);
+            }
+        }
+        return written;
     }
 
     private static IEnumerable<string> HeaderNames(DataViewSchema.Column column) =>

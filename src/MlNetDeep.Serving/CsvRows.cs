@@ -15,14 +15,14 @@ internal interface IRowSource
 /// Lines of text from a stream, one at a time, each at most a set number of characters (so that an upload without line
 /// breaks cannot fill the memory), counted from 1. A line ends at '\n' (a '\r' before it is dropped).
 /// </summary>
-internal sealed class LineReader(TextReader reader, int maxChars)
+internal sealed class LineReader(TextReader reader, int maxChars, int firstLine = 1)
 {
     private readonly char[] _buffer = new char[16 * 1024];
     private readonly StringBuilder _line = new();
     private int _start, _end;
 
     /// <summary>The number of the line last returned (1 for the first).</summary>
-    public int LineNumber { get; private set; }
+    public int LineNumber { get; private set; } = firstLine - 1;
 
     public async ValueTask<string?> ReadLineAsync(CancellationToken cancellation)
     {
@@ -177,17 +177,53 @@ internal sealed class CsvLayout(IReadOnlyList<string> header, IReadOnlyList<(int
 /// header, or a needed value that does not parse (or is empty), is a <see cref="RequestException"/> naming its line
 /// and column, never a silent missing value.
 /// </summary>
-internal sealed class CsvRows : IRowSource
+internal sealed class CsvRows : IRowSource, IDisposable
 {
     private readonly CsvRecordReader _records;
     private readonly ModelSchema _schema;
+    private readonly IDisposable? _owned;
 
-    private CsvRows(CsvRecordReader records, CsvLayout layout, ModelSchema schema)
+    private CsvRows(CsvRecordReader records, CsvLayout layout, ModelSchema schema, IDisposable? owned = null)
     {
         _records = records;
         Layout = layout;
         _schema = schema;
+        _owned = owned;
     }
+
+    /// <summary>Reads the header of the CSV file at <paramref name="path"/> and checks it against the model (the columns it needs, no name twice).</summary>
+    public static CsvLayout ReadLayout(string path, ModelSchema schema, int maxLineChars)
+    {
+        using var reader = new StreamReader(path, new UTF8Encoding(false), detectEncodingFromByteOrderMarks: true);
+        return Open(reader, schema, maxLineChars).Layout;
+    }
+
+    /// <summary>
+    /// The rows in bytes [<paramref name="start"/>, <paramref name="end"/>) of the CSV file at <paramref name="path"/>,
+    /// which start and end at line boundaries and hold no header, the first of them line <paramref name="firstLine"/>
+    /// of the file (errors name the file's line numbers); the columns are found in the file's header row, read with the
+    /// same rules. A part of a file scored on its own, e.g. one shard of a cluster job.
+    /// </summary>
+    public static CsvRows OpenRange(string path, ModelSchema schema, long start, long end, long firstLine, int maxLineChars)
+    {
+        if (start < 0 || end < start) throw new ArgumentOutOfRangeException(nameof(start), $"Bytes [{start}, {end}) are not a range of the file.");
+        var layout = ReadLayout(path, schema, maxLineChars);
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        try
+        {
+            stream.Seek(start, SeekOrigin.Begin);
+            var reader = new StreamReader(new BoundedStream(stream, end - start), new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false);
+            var records = new CsvRecordReader(new LineReader(reader, maxLineChars, checked((int)firstLine)), maxLineChars);
+            return new CsvRows(records, layout, schema, reader);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => _owned?.Dispose();
 
     public CsvLayout Layout { get; }
 
@@ -286,5 +322,35 @@ internal sealed class JsonLinesRows(TextReader reader, ModelSchema schema, int m
         {
             foreach (var document in documents) document.Dispose();
         }
+    }
+}
+
+/// <summary>Reads at most a given number of bytes of a stream (and disposes it).</summary>
+internal sealed class BoundedStream(Stream inner, long length) : Stream
+{
+    private long _left = length;
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        if (_left <= 0) return 0;
+        int n = inner.Read(buffer, offset, (int)Math.Min(count, _left));
+        _left -= n;
+        return n;
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) inner.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -1,0 +1,198 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using MlNetDeep.Cluster;
+using Orleans.Hosting;
+
+namespace MlNetDeep.Cli.Commands;
+
+/// <summary>
+/// <c>mlnetdeep cluster</c>: scoring jobs on an Orleans cluster of silos on this machine (localhost clustering: the
+/// primary silo's port is where the others and the clients find the cluster). <c>silo</c> runs one silo;
+/// <c>submit</c>, <c>status</c> and <c>cancel</c> are clients.
+/// </summary>
+internal static class ClusterCommands
+{
+    private const int DefaultPrimaryPort = 11111, DefaultGatewayPort = 30000;
+
+    /// <summary>How long a client waits for a gateway to answer.</summary>
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+
+    public static Command Create()
+    {
+        var cluster = new Command("cluster", "Batch scoring jobs on a cluster of silos (Orleans): shards of a CSV scored on every silo, a dead silo's shards scored elsewhere.");
+        cluster.Subcommands.Add(Silo());
+        cluster.Subcommands.Add(Submit());
+        cluster.Subcommands.Add(Status());
+        cluster.Subcommands.Add(Cancel());
+        return cluster;
+    }
+
+    private static Command Silo()
+    {
+        var port = new Option<int>("--port", "-p") { Description = "This silo's port (silo-to-silo).", DefaultValueFactory = _ => DefaultPrimaryPort }.Between(1, 65535);
+        var gateway = new Option<int>("--gateway-port") { Description = "This silo's port for clients.", DefaultValueFactory = _ => DefaultGatewayPort }.Between(1, 65535);
+        var primary = new Option<int>("--primary-port") { Description = "The primary silo's port (the first silo: its own --port).", DefaultValueFactory = _ => DefaultPrimaryPort }.Between(1, 65535);
+        var state = new Option<string>("--state") { Description = "The folder of the jobs' persisted state, the same for every silo.", DefaultValueFactory = _ => "cluster-state" };
+        var workers = new Option<int>("--workers") { Description = "Shards this silo scores at once.", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount / 2) }.Between(1, ClusterHosting.MaxLocalWorkers);
+        var command = new Command("silo", "Run a silo of a cluster on this machine until Ctrl+C.") { port, gateway, primary, state, workers };
+        command.SetAction(async (result, cancellation) =>
+        {
+            var builder = Host.CreateApplicationBuilder();
+            builder.Logging.ClearProviders();
+            builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+            builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("MlNetDeep", LogLevel.Information);
+            var options = new ClusterScoringOptions { StateFolder = Path.GetFullPath(result.GetValue(state)!), WorkersPerSilo = result.GetValue(workers) };
+            int p = result.GetValue(port), g = result.GetValue(gateway);
+            builder.UseOrleans(silo => silo.UseLocalhostCluster(p, g, result.GetValue(primary)).UseQuickFailureDetection().AddScoringJobs(options));
+            using var host = builder.Build();
+            await host.StartAsync(cancellation);
+            Console.WriteLine($"Silo on 127.0.0.1:{p} (clients: {g}), state in {options.StateFolder}; Ctrl+C stops.");
+            try { await Task.Delay(Timeout.Infinite, cancellation); }
+            catch (OperationCanceledException) { }
+            using var stop = new CancellationTokenSource(CliApp.InterruptGrace);
+            await host.StopAsync(stop.Token);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Option<int[]> Gateways() => new("--gateway", "-g")
+    {
+        Description = "Gateway port(s) of silos to connect to.", DefaultValueFactory = _ => [DefaultGatewayPort], AllowMultipleArgumentsPerToken = true,
+    };
+
+    private static Option<string> JobName(bool required) => new("--job", "-j") { Description = "The job's name.", Required = required };
+
+    private static Command Submit()
+    {
+        var job = JobName(required: true);
+        var model = new Option<string>("--model", "-m") { Description = "A model saved with SaveDeep (every silo must see this path).", Required = true }.ExistingFile(OptionChecks.ModelHelpName);
+        var input = new Option<string>("--input", "-i") { Description = "The CSV to score (header row; a vector column as Name.0 .. Name.(n-1)).", Required = true }.ExistingFile();
+        var output = new Option<string>("--output", "-o") { Description = "The CSV of predictions to write (the same as `score` writes).", DefaultValueFactory = _ => "predictions.csv" };
+        var shards = new Option<int>("--shards") { Description = "Shards to cut the input into.", DefaultValueFactory = _ => 16 }.Between(1, 100_000);
+        var noWait = new Option<bool>("--no-wait") { Description = "Return once the job is submitted instead of following it to the end." };
+        var gateways = Gateways();
+        var command = new Command("submit", "Submit a scoring job (the same name and files again: the same job) and follow it to the end.") { job, model, input, output, shards, noWait, gateways };
+        command.SetAction(async (result, cancellation) =>
+        {
+            string name = result.GetValue(job)!;
+            var request = new JobRequest
+            {
+                ModelPath = Path.GetFullPath(result.GetValue(model)!), InputPath = Path.GetFullPath(result.GetValue(input)!),
+                OutputPath = Path.GetFullPath(result.GetValue(output)!), Shards = result.GetValue(shards),
+            };
+            // The model is checked here first, so that a file that is not a model fails before any silo is asked.
+            using (new Serving.ModelHost(request.ModelPath, new Serving.ServingOptions { ModelPath = request.ModelPath, ReloadCheckInterval = TimeSpan.Zero },
+                       Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)) { }
+            await using var client = await Connect(result.GetValue(gateways)!, cancellation);
+            var clock = Stopwatch.StartNew();
+            var status = await client.Client.GetGrain<IScoringJobGrain>(name).Submit(request);
+            Console.WriteLine($"Submitted {status}");
+            if (result.GetValue(noWait)) return 0;
+            status = await Follow(client.Client, name, cancellation);
+            double seconds = clock.Elapsed.TotalSeconds;
+            if (status.State.Phase != JobPhase.Completed) throw new InvalidOperationException(status.ToString());
+            Console.WriteLine($"Wrote {status.State.Rows:N0} rows to {request.OutputPath} in {seconds:F1} s ({status.State.Rows / Math.Max(seconds, 1e-9):N0} rows/s); " +
+                $"{status.State.Shards.Select(s => s.Silo).Distinct().Count()} silos, {status.State.Retries} retries.");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>Polls the job until it ends, printing progress when it changes; a call that fails while a silo is being declared dead is retried.</summary>
+    private static async Task<JobStatus> Follow(Orleans.IClusterClient client, string name, CancellationToken cancellation)
+    {
+        string last = "";
+        int failures = 0;
+        while (true)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            try
+            {
+                var status = await client.GetGrain<IScoringJobGrain>(name).GetStatus();
+                failures = 0;
+                string line = status.ToString();
+                if (line != last) Console.WriteLine($"{DateTime.Now:HH:mm:ss} {line}");
+                last = line;
+                if (status.State.Phase != JobPhase.Running) return status;
+            }
+            catch (Exception e) when (e is not OperationCanceledException && ++failures < 120)
+            {
+                Console.WriteLine($"{DateTime.Now:HH:mm:ss} (job not reachable: {CliApp.OneLine(e.Message)}; retrying)");
+            }
+            await Task.Delay(500, cancellation);
+        }
+    }
+
+    private static Command Status()
+    {
+        var job = JobName(required: false);
+        var gateways = Gateways();
+        var command = new Command("status", "Show a job's progress (or every job's).") { job, gateways };
+        command.SetAction(async (result, cancellation) =>
+        {
+            await using var client = await Connect(result.GetValue(gateways)!, cancellation);
+            var names = result.GetValue(job) is { } one ? [one] : await client.Client.GetGrain<IJobIndexGrain>(0).List();
+            if (names.Count == 0) Console.WriteLine("No jobs.");
+            foreach (var name in names)
+            {
+                var status = await client.Client.GetGrain<IScoringJobGrain>(name).GetStatus();
+                if (!status.Exists) throw new ArgumentException($"No job named '{name}'.");
+                Console.WriteLine(status);
+            }
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Cancel()
+    {
+        var job = JobName(required: true);
+        var gateways = Gateways();
+        var command = new Command("cancel", "Stop a job: no more shards are handed out, nothing is merged.") { job, gateways };
+        command.SetAction(async (result, cancellation) =>
+        {
+            await using var client = await Connect(result.GetValue(gateways)!, cancellation);
+            var status = await client.Client.GetGrain<IScoringJobGrain>(result.GetValue(job)!).Cancel();
+            if (!status.Exists) throw new ArgumentException($"No job named '{status.Name}'.");
+            Console.WriteLine(status);
+            return 0;
+        });
+        return command;
+    }
+
+    private sealed class Connection(IHost host) : IAsyncDisposable
+    {
+        public Orleans.IClusterClient Client { get; } = host.Services.GetRequiredService<Orleans.IClusterClient>();
+
+        public async ValueTask DisposeAsync()
+        {
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try { await host.StopAsync(stop.Token); } catch (OperationCanceledException) { }
+            host.Dispose();
+        }
+    }
+
+    private static async Task<Connection> Connect(int[] gateways, CancellationToken cancellation)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.UseOrleansClient(client => client.UseLocalhostClustering(gateways, "mlnetdeep", "mlnetdeep"));
+        var host = builder.Build();
+        using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        patience.CancelAfter(ConnectTimeout);
+        try
+        {
+            await host.StartAsync(patience.Token);
+        }
+        catch (Exception e) when (!cancellation.IsCancellationRequested)
+        {
+            host.Dispose();
+            throw new IOException($"No silo answered on gateway port {string.Join(", ", gateways)} within {ConnectTimeout.TotalSeconds:F0} s ({CliApp.OneLine(e.Message)}): start one with `mlnetdeep cluster silo`.", e);
+        }
+        return new Connection(host);
+    }
+}

@@ -1,0 +1,101 @@
+using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MlNetDeep.Models.Classification;
+using MlNetDeep.Serving;
+using Orleans.TestingHost;
+
+namespace MlNetDeep.Cluster.Tests;
+
+/// <summary>A tiny classifier saved with SaveDeep, a CSV of a few thousand rows, and what one process's <c>score</c> makes of it.</summary>
+public sealed class ScoringData : IDisposable
+{
+    public const int RowCount = 3000;
+
+    public sealed class Row
+    {
+        [VectorType(4)] public float[] Features { get; set; } = [];
+        [KeyType(4)] public uint Class { get; set; }
+    }
+
+    public string Folder { get; } = Directory.CreateTempSubdirectory("mlnetdeep-cluster-").FullName;
+    public string ModelPath => Path.Combine(Folder, "model.zip");
+    public string InputPath => Path.Combine(Folder, "rows.csv");
+    public string ExpectedPath => Path.Combine(Folder, "expected.csv");
+    public string[] Expected { get; }
+
+    public ScoringData()
+    {
+        var ml = new MLContext(seed: 1);
+        var rand = new Random(0);
+        var rows = Enumerable.Range(0, 96).Select(i => new Row
+        {
+            Features = Enumerable.Range(0, 4).Select(_ => (float)(rand.NextDouble() * 2 - 1)).ToArray(), Class = (uint)(i % 3 + 1),
+        }).ToList();
+        var train = ml.Data.LoadFromEnumerable(rows);
+        var model = ml.MulticlassClassification.Trainers.NeuralNetwork(new NeuralNetworkClassifierOptions
+        {
+            FeatureColumnName = "Features", LabelColumnName = "Class", Network = Networks.Networks.Mlp(4), Epochs = 1, BatchSize = 16, Seed = 1,
+        }).Fit(train);
+        ml.Model.SaveDeep(model, train.Schema, ModelPath);
+        LoadedModelFree(model);
+
+        WriteCsv(InputPath, RowCount, seed: 1);
+        Assert.Equal(RowCount, BatchScorer.Score(ModelPath, InputPath, ExpectedPath));
+        Expected = File.ReadAllLines(ExpectedPath);
+    }
+
+    /// <summary>A CSV of <paramref name="rows"/> rows: Id, Features.0 .. Features.3; <paramref name="edit"/> may change a line (by its 0-based row).</summary>
+    public static void WriteCsv(string path, int rows, int seed, Func<int, string, string>? edit = null)
+    {
+        var rand = new Random(seed);
+        using var writer = new StreamWriter(path);
+        writer.Write("Id,Features.0,Features.1,Features.2,Features.3\n");
+        for (int r = 0; r < rows; r++)
+        {
+            string line = r + "," + string.Join(",", Enumerable.Range(0, 4).Select(_ => ((float)(rand.NextDouble() * 2 - 1)).ToString("R", CultureInfo.InvariantCulture)));
+            writer.Write((edit?.Invoke(r, line) ?? line) + "\n");
+        }
+    }
+
+    private static void LoadedModelFree(ITransformer model)
+    {
+        foreach (var stage in model as IEnumerable<ITransformer> ?? []) (stage as IDisposable)?.Dispose();
+        (model as IDisposable)?.Dispose();
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Folder, recursive: true); } catch (IOException) { }
+    }
+
+    /// <summary>An in-memory cluster of <paramref name="silos"/> silos running scoring jobs, their state in <paramref name="stateFolder"/>.</summary>
+    public static async Task<InProcessTestCluster> StartCluster(int silos, string stateFolder, TimeSpan shardDelay)
+    {
+        var builder = new InProcessTestClusterBuilder((short)silos);
+        builder.ConfigureSilo((_, silo) => silo
+            .AddScoringJobs(new ClusterScoringOptions { StateFolder = stateFolder, WorkersPerSilo = 2, ShardDelay = shardDelay, RetryDelay = TimeSpan.FromMilliseconds(200) })
+            .UseQuickFailureDetection());
+        var cluster = builder.Build();
+        await cluster.DeployAsync();
+        return cluster;
+    }
+
+    /// <summary>Polls the job until <paramref name="until"/> holds (calls that fail while a silo is being declared dead are retried).</summary>
+    public static async Task<JobStatus> WaitFor(IClusterClient client, string job, Func<JobStatus, bool> until, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(90));
+        JobStatus? last = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                last = await client.GetGrain<IScoringJobGrain>(job).GetStatus();
+                if (until(last)) return last;
+            }
+            catch (Exception e) when (e is not Xunit.Sdk.XunitException) { }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"Job {job} did not get there in time; last: {last}");
+    }
+}
