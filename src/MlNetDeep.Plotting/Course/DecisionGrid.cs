@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using MlNetDeep.Data;
 
 namespace MlNetDeep.Plotting.Course;
