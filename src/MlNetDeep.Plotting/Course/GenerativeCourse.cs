@@ -452,7 +452,7 @@ public static class GenerativeCourse
 
         var style = Stripes(s.VisionSize);
         var noise = new VisionImage(Normal(new Random(run.Seed), picture.Pixels.Length).Select(v => Math.Clamp(0.5f + 0.2f * v, 0f, 1f)).ToArray(), 3, s.VisionSize, s.VisionSize);
-        var styleOptions = new StyleTransferOptions { StyleWeight = 1e5, Optimization = new InputOptimizationOptions { Steps = s.VisionSteps * 10, LearningRate = 0.03, Seed = run.Seed } };
+        var styleOptions = new StyleTransferOptions { StyleWeight = 30, Optimization = new InputOptimizationOptions { Steps = s.VisionSteps * 10, LearningRate = 0.03, Seed = run.Seed } };
         string contentLayer = convolutions[Math.Min(2, convolutions.Count - 1)];
         var fromContent = StyleTransfer.Transfer(network, picture, style, styleOptions);
         var fromNoise = StyleTransfer.Transfer(network, picture, style, styleOptions with { Start = noise });
@@ -491,7 +491,7 @@ public static class GenerativeCourse
             [
                 new CourseTable($"Deep dreaming ({s.VisionSize} x {s.VisionSize} picture drawn in code, random-weight network, 2 octaves x {s.VisionSteps} steps): mean squared activation",
                     ["image", .. layers], dreams.Select(d => (IReadOnlyList<string>)[d.Name, .. d.Activations.Select(v => F(v, "F4"))]).ToList()),
-                new CourseTable($"Style transfer, {s.VisionSteps * 10} Adam steps of 0.03, style weight 1e5: losses of the result",
+                new CourseTable($"Style transfer, {s.VisionSteps * 10} Adam steps of 0.03, content weight 1, style weight 30: losses of the result",
                     ["start", "content loss", "style loss (mean over layers)"], styles.Select(r => (IReadOnlyList<string>)[r.Start, F(r.Content, "G4"), F(r.Style, "G4")]).ToList()),
             ],
             $"mlnetdeep vision dream --image photo.jpg --layer conv2d_1 --random; mlnetdeep vision style --content a.jpg --style b.jpg --random   (here: mlnetdeep course generative{run.QuickFlag})");
