@@ -304,6 +304,78 @@ public sealed class CourseTests(ITestOutputHelper output) : IDisposable
         Assert.DoesNotContain(shuffled[3].Values, v => v > 0.5f);
     }
 
+    private CourseRun GenerativeRun(string name) =>
+        new(new MLContext(seed: 1), Directory.CreateDirectory(Path.Combine(_root, name)).FullName, Quick: true, new StringWriter());
+
+    [Fact]
+    public void GenerativeConditionalGridHasTenColumnsMostlyReadAsTheirDigit()
+    {
+        var run = GenerativeRun("cgan");
+        var r = GenerativeCourse.RunConditionalGrid(run, GenerativeSettings.Quick, noiseRows: 20);
+        output.WriteLine(run.Log.ToString());
+        Assert.Equal(10, r.Columns);
+        Assert.Equal(10, r.ColumnMajority.Length);
+        Assert.True(r.ColumnMajority.Where((d, i) => d == i).Count() >= 6, $"columns read as: {string.Join(",", r.ColumnMajority)}");
+        Assert.True(File.Exists(r.GridPath));
+    }
+
+    [Fact]
+    public void GenerativeVaeDrawsForOneInputDifferButLessThanDifferentDigits()
+    {
+        var run = GenerativeRun("vae");
+        var r = GenerativeCourse.RunVaeSamples(run, GenerativeSettings.Quick);
+        output.WriteLine(string.Join("\n", r.Inputs) + $"\nbetween {r.BetweenDigits}");
+        Assert.All(r.Inputs, i => Assert.True(i.SampleSpread > 1e-3, $"digit {i.Digit}: the draws do not differ ({i.SampleSpread})"));
+        Assert.True(r.Inputs.Average(i => i.SampleSpread) < r.BetweenDigits);
+    }
+
+    [Fact]
+    public void GenerativeDenseGanWithBatchNormBeforeTanhTrainsAndIsJudged()
+    {
+        var spec = GenerativeCourse.CourseDenseGenerator([1, 28, 28]);
+        int tanh = spec.Layers.ToList().FindIndex(l => l is Networks.Activation { Kind: Networks.ActivationKind.Tanh });
+        Assert.IsType<Networks.BatchNorm>(spec.Layers[tanh - 1]);
+        Assert.IsType<Networks.Dense>(spec.Layers[tanh - 2]);
+        var run = GenerativeRun("dense");
+        var (gans, baseline, path) = GenerativeCourse.RunDenseGans(run, GenerativeSettings.Quick with { DenseEpochs = 2 });
+        output.WriteLine(run.Log.ToString());
+        Assert.Equal(2, gans.Count);
+        Assert.All(gans, g => Assert.True(g.Frechet > baseline && double.IsFinite(g.Frechet), $"{g.Name}: {g.Frechet} vs real {baseline}"));
+        Assert.True(File.Exists(path));
+    }
+
+    [Fact]
+    public void GenerativeWeightedDreamRaisesItsLayersAndStyleFromNoiseLowersBothLosses()
+    {
+        var run = GenerativeRun("dream");
+        var (layers, dreams, styles, files) = GenerativeCourse.RunDreamAndStyle(run, GenerativeSettings.Quick);
+        output.WriteLine(string.Join("\n", dreams.Select(d => d.Name + " " + string.Join(" ", d.Activations))) + "\n" + string.Join("\n", styles));
+        Assert.Equal(3, layers.Count);
+        Assert.All(dreams[3].Activations.Zip(dreams[0].Activations), p => Assert.True(p.First > p.Second));
+        Assert.True(styles[3].Style < styles[1].Style && styles[3].Content < styles[1].Content, "style transfer from noise lowered neither loss");
+        Assert.All(files, f => Assert.True(File.Exists(f)));
+        using var network = Vision.FeatureNetwork.Random(3, 1);
+        Assert.Throws<ArgumentException>(() => Vision.DeepDream.Dream(network, GenerativeCourse.Landscape(16), [(layers[0], 0.0)]));
+    }
+
+    [Fact]
+    public void GenerativeRotationSetHasFourTimesThePicturesAndTheAutoencoderMemorisesOnePicture()
+    {
+        var pictures = GenerativeCourse.Pictures(5, 8, 1);
+        var set = GenerativeCourse.WithRotations(pictures, 8);
+        Assert.Equal(4 * pictures.Count, set.Count);
+        var turned = pictures[0];
+        for (int k = 0; k < 4; k++) turned = GenerativeCourse.Rotate(turned, 8);
+        Assert.Equal(pictures[0], turned);
+        Assert.NotEqual(pictures[0], set[1]);
+        var run = GenerativeRun("rotations");
+        var (rows, path) = GenerativeCourse.RunRotations(run, GenerativeSettings.Quick);
+        output.WriteLine(string.Join("\n", rows));
+        Assert.Equal(4 * GenerativeSettings.Quick.Pictures, rows[1].Images);
+        Assert.True(rows[0].TrainMse * 5 < rows[1].TrainMse, $"one picture {rows[0].TrainMse}, the set {rows[1].TrainMse}");
+        Assert.True(File.Exists(path));
+    }
+
     private sealed class FloatComparer(float tolerance) : IEqualityComparer<float>
     {
         public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;

@@ -98,6 +98,38 @@ public static class DeepDream
         var dreamed = InputOptimization.Maximize(start, x => network.Run(x, [index])[0].square().mean(), options);
         return VisionImage.FromTensor(dreamed);
     }
+
+    /// <summary>
+    /// The dreamed version of <paramref name="image"/> over several layers at once: gradient ascent on the weighted sum of
+    /// each layer's mean squared activation (the course's dream over a few layers, each with its weight), with the
+    /// defaults of the one-layer dream. A weight may be negative (that layer is made quieter); all zero is an error.
+    /// </summary>
+    public static VisionImage Dream(FeatureNetwork network, VisionImage image, IReadOnlyList<(string Layer, double Weight)> layers, InputOptimizationOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(layers);
+        image.Validate();
+        if (image.Channels != network.InputChannels)
+            throw new ArgumentException($"The image has {image.Channels} channel(s); the network reads {network.InputChannels}.", nameof(image));
+        if (layers.Count == 0) throw new ArgumentException("Give at least one layer to dream with.", nameof(layers));
+        foreach (var (layer, weight) in layers)
+            if (!double.IsFinite(weight)) throw new ArgumentOutOfRangeException(nameof(layers), weight, $"The weight of layer '{layer}' is not a finite number.");
+        if (layers.All(l => l.Weight == 0)) throw new ArgumentException("Every layer's weight is 0: there is nothing to dream.", nameof(layers));
+        var indices = layers.Select(l => network.LayerIndex(l.Layer)).ToArray();
+        var weights = layers.Select(l => l.Weight).ToArray();
+        options ??= new InputOptimizationOptions { Octaves = 4, Steps = 20, Jitter = 2, LearningRate = 0.005, Rule = InputStepRule.NormalizedGradient };
+        using var scope = NewDisposeScope();
+        var start = image.ToTensor(network.Device);
+        var dreamed = InputOptimization.Maximize(start, x =>
+        {
+            var features = network.Run(x, indices);
+            var objective = weights[0] * features[0].square().mean();
+            for (int i = 1; i < features.Length; i++) objective = objective + weights[i] * features[i].square().mean();
+            return objective;
+        }, options);
+        return VisionImage.FromTensor(dreamed);
+    }
 }
 
 /// <summary>Settings of style transfer (Gatys et al. 2016): which layers carry content and style, and the weights of the three losses.</summary>
@@ -112,6 +144,12 @@ public sealed record StyleTransferOptions
     public double ContentWeight { get; init; } = 1;
     public double StyleWeight { get; init; } = 1e4;
     public double TotalVariationWeight { get; init; } = 1;
+
+    /// <summary>
+    /// The image the optimisation starts from (of the content image's size and channels), e.g. noise; null (the default)
+    /// starts from the content image itself.
+    /// </summary>
+    public VisionImage? Start { get; init; }
 
     /// <summary>The optimisation (from the content image): 300 Adam steps of 0.02 by default.</summary>
     public InputOptimizationOptions Optimization { get; init; } = new() { Steps = 300, LearningRate = 0.02 };
@@ -170,7 +208,16 @@ public static class StyleTransfer
         }
         var indices = styleLayers.Append(contentLayer).ToArray();
         var optimization = options.Optimization with { TotalVariationWeight = options.TotalVariationWeight };
-        var result = InputOptimization.Maximize(contentImage, x =>
+        var start = contentImage;
+        if (options.Start is { } initial)
+        {
+            initial.Validate("start image");
+            if (initial.Channels != content.Channels || initial.Height != content.Height || initial.Width != content.Width)
+                throw new ArgumentException($"The start image is {initial.Channels}x{initial.Height}x{initial.Width}; it must match the content image, " +
+                    $"{content.Channels}x{content.Height}x{content.Width}.", nameof(options));
+            start = initial.ToTensor(network.Device);
+        }
+        var result = InputOptimization.Maximize(start, x =>
         {
             var features = network.Run(x, indices);
             var loss = options.ContentWeight * nn.functional.mse_loss(features[^1], contentTarget);

@@ -73,7 +73,7 @@ public abstract class AutoencoderTransformerBase : DeepTransformer
     /// <summary>The decoded images of latent codes, each of <see cref="LatentSize"/> values.</summary>
     public float[][] Decode(IReadOnlyList<float[]> latents) => Run(latents, LatentSize, LatentShape, Parts.Decode, FeatureSize);
 
-    private float[][] Run(IReadOnlyList<float[]> rows, int width, int[] shape, Func<Tensor, Tensor> pass, int outputWidth)
+    private protected float[][] Run(IReadOnlyList<float[]> rows, int width, int[] shape, Func<Tensor, Tensor> pass, int outputWidth)
     {
         ArgumentNullException.ThrowIfNull(rows);
         for (int i = 0; i < rows.Count; i++)

@@ -88,6 +88,13 @@ public sealed class VariationalAutoencoderTransformer : AutoencoderTransformerBa
         return stack(rows);
     }
 
+    /// <summary>
+    /// The log-variances of q(z|x) for <paramref name="inputs"/> (each of the feature column's size); with the means of
+    /// <see cref="AutoencoderTransformerBase.Encode"/> they give draws z = mean + exp(logVariance / 2) * noise, as many per
+    /// input as wanted (the sampled column holds one seeded draw per row).
+    /// </summary>
+    public float[][] EncodeLogVariance(IReadOnlyList<float[]> inputs) => Run(inputs, FeatureSize, InputShape, x => Vae.Encode(x).LogVariance, LatentSize);
+
     /// <summary>New images decoded from <paramref name="count"/> latents drawn from N(0, I), reproducibly for <paramref name="seed"/>.</summary>
     public float[][] Generate(int count, int seed)
     {
