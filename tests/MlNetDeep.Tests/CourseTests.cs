@@ -133,6 +133,19 @@ public sealed class CourseTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void EveryChapterACourseClassDefinesIsInTheReport()
+    {
+        // A course class's static Chapter that the list leaves out would never run in `course all`.
+        var defined = typeof(CourseChapters).Assembly.GetTypes()
+            .Select(t => t.GetProperty("Chapter", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static))
+            .Where(p => p?.PropertyType == typeof(CourseChapter))
+            .Select(p => ((CourseChapter)p!.GetValue(null)!).Name).ToList();
+        Assert.NotEmpty(defined);
+        Assert.All(defined, name => Assert.NotNull(CourseChapters.Find(name)));
+        Assert.Empty(Cli.CliApp.Build().Parse(["course", "generative", "--quick", "-o", "x"]).Errors);
+    }
+
+    [Fact]
     public void ThePerceptronRuleConvergesOnSeparableDataAndNotOnXor()
     {
         var separable = PerceptronCourse.Train(PerceptronCourse.Separable(100, 1));

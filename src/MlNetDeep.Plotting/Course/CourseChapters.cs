@@ -24,6 +24,7 @@ public static class CourseChapters
         RegularisationCourse.Chapter,
         new("crossvalidate", "Cross-validation and learning curves", "k-fold cross-validation of the network trainer; overfitting, dropout and early stopping.", [CrossValidate]),
         ConvolutionCourse.Chapter,
+        GenerativeCourse.Chapter,
         new("augment", "Data augmentation", "Keras' MNIST CNN on a small training set with and without augmentation.", [Augment]),
     ];
 
