@@ -34,6 +34,20 @@ public static class ClusterHosting
         return silo;
     }
 
+    /// <summary>Adds model serving to a silo: its <see cref="ServedModels"/> (loaded at the first request) behind <see cref="IModelServerGrain"/>.</summary>
+    public static ISiloBuilder AddModelServing(this ISiloBuilder silo, ModelServingOptions? options = null)
+    {
+        options ??= new ModelServingOptions();
+        silo.Services.Configure<ModelServingOptions>(o =>
+        {
+            o.ReloadCheckInterval = options.ReloadCheckInterval;
+            o.MaxModelBytes = options.MaxModelBytes;
+        });
+        silo.Services.AddSingleton<ServedModels>();
+        silo.AddPlacementDirector<SiloKeyedPlacement, SiloKeyedPlacementDirector>();
+        return silo;
+    }
+
     /// <summary>
     /// Failure detection fast enough for batch jobs on a few silos: a silo that stops answering probes is declared dead
     /// in seconds, and the calls to it fail so that its shards are handed out again.

@@ -33,11 +33,13 @@ public sealed class ScoringServer : IAsyncDisposable
     private readonly ServingMetrics _metrics = new();
     private readonly MicroBatcher? _batcher;
     private readonly ILogger _logger;
+    private readonly IPredictBackend? _backend;
     private int _activePredictions;
 
-    private ScoringServer(WebApplication app, ModelHost host, ServingOptions options)
+    private ScoringServer(WebApplication app, ModelHost host, ServingOptions options, IPredictBackend? backend)
     {
         _app = app;
+        _backend = backend;
         Host = host;
         _options = options;
         _logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("MlNetDeep.Serving");
@@ -48,11 +50,21 @@ public sealed class ScoringServer : IAsyncDisposable
     /// <summary>The model holder (current version, reloads).</summary>
     public ModelHost Host { get; }
 
+    /// <summary>The application's services (those of a co-hosted silo too).</summary>
+    public IServiceProvider Services => _app.Services;
+
     /// <summary>The addresses the server listens on (with the real port when 0 was asked for).</summary>
     public IReadOnlyList<string> Urls => _app.Urls.ToList();
 
     /// <summary>Loads the model and starts listening on <paramref name="url"/> (e.g. http://127.0.0.1:5000; port 0 picks a free one).</summary>
-    public static async Task<ScoringServer> StartAsync(ServingOptions options, string url, Action<ILoggingBuilder>? logging = null, CancellationToken cancellation = default)
+    public static Task<ScoringServer> StartAsync(ServingOptions options, string url, Action<ILoggingBuilder>? logging = null, CancellationToken cancellation = default) =>
+        StartAsync(options, url, hooks: null, logging, cancellation);
+
+    /// <summary>
+    /// Loads the model and starts listening on <paramref name="url"/>, with what <paramref name="hooks"/> adds to the
+    /// host (a co-hosted silo) and, when it names one, the backend <c>/predict</c> is scored by.
+    /// </summary>
+    public static async Task<ScoringServer> StartAsync(ServingOptions options, string url, ServingHooks? hooks, Action<ILoggingBuilder>? logging = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -90,6 +102,7 @@ public sealed class ScoringServer : IAsyncDisposable
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         if (logging is null) builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         else logging(builder.Logging);
+        hooks?.ConfigureBuilder?.Invoke(builder);
         var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("MlNetDeep.Serving");
         ModelHost host;
@@ -99,7 +112,14 @@ public sealed class ScoringServer : IAsyncDisposable
             await app.DisposeAsync().ConfigureAwait(false);
             throw;
         }
-        var server = new ScoringServer(app, host, options);
+        ScoringServer server;
+        try { server = new ScoringServer(app, host, options, hooks?.Predict?.Invoke(app.Services)); }
+        catch
+        {
+            host.Dispose();
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         app.Services.GetRequiredService<Rejections>().Server = server;
         try
         {
@@ -242,6 +262,21 @@ public sealed class ScoringServer : IAsyncDisposable
         if (rows.Count == 0) throw new RequestException("The request holds no rows.", "rows");
         if (rows.Count > _options.MaxRowsPerRequest)
             throw new RequestException($"The request holds {rows.Count} rows; at most {_options.MaxRowsPerRequest} are scored per request (use /predict/batch for more).", "rows");
+
+        if (_backend is not null)
+        {
+            var result = await _backend.PredictAsync(rows, cancellation);
+            _metrics.Rows.Add(result.Predictions.Count);
+            await WriteJson(context, 200, w =>
+            {
+                w.WriteString("modelVersion", result.ModelVersion);
+                w.WriteStartArray("predictions");
+                foreach (var row in result.Predictions) w.WriteRawValue(row.Span, skipInputValidation: true);
+                w.WriteEndArray();
+            });
+            state.Rows = result.Predictions.Count;
+            return;
+        }
 
         using var lease = Host.Acquire();
         var batch = RowBatch.FromJson(rows, lease.Model.Schema);

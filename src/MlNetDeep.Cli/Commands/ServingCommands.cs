@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Hosting;
+using MlNetDeep.Cluster;
 using MlNetDeep.Serving;
 
 namespace MlNetDeep.Cli.Commands;
@@ -31,11 +33,20 @@ internal static class ServingCommands
         var batchQueue = new Option<int>("--micro-batch-queue") { Description = "Most /predict requests waiting in the micro-batcher; beyond it: 503 with Retry-After.", DefaultValueFactory = _ => 1024 }.AtLeast(1);
         var minRate = new Option<double>("--min-data-rate") { Description = "Slowest a client may send or read, in bytes/s, after a 5 s grace; a slower connection is closed.", DefaultValueFactory = _ => 240 }.Between(1, 1e12);
         var jsonLogs = new Option<bool>("--json-logs") { Description = "Write logs as JSON lines (structured) instead of text." };
+        var cluster = new Option<string?>("--cluster") { Description = "Also run a silo of the scoring cluster on this machine ('localhost'): /predict is scored by the model grains of every silo, and goes to another silo if one fails." };
+        var siloPort = new Option<int>("--silo-port") { Description = "With --cluster: this silo's port.", DefaultValueFactory = _ => 11111 }.Between(1, 65535);
+        var gatewayPort = new Option<int>("--gateway-port") { Description = "With --cluster: this silo's port for clients.", DefaultValueFactory = _ => 30000 }.Between(1, 65535);
+        var primaryPort = new Option<int?>("--primary-port") { Description = "With --cluster: the primary silo's port (default: this silo's, i.e. this one is the primary)." };
         var command = new Command("serve", "Serve a saved model over HTTP: POST /predict, POST /predict/batch, GET /health, GET /model.")
         {
             model, port, host, noBatching, batchRows, batchDelay, maxRows, maxBody, maxBatchBody, maxModel, timeout,
-            maxRequests, maxBatches, queue, maxConnections, batchQueue, minRate, jsonLogs,
+            maxRequests, maxBatches, queue, maxConnections, batchQueue, minRate, jsonLogs, cluster, siloPort, gatewayPort, primaryPort,
         };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(cluster) is { } c && !string.Equals(c, "localhost", StringComparison.OrdinalIgnoreCase))
+                result.AddError($"--cluster '{c}' is not supported: only 'localhost' (silos on this machine) is wired into the CLI.");
+        });
         command.SetAction(async (result, cancellation) =>
         {
             int p = result.GetValue(port);
@@ -58,7 +69,20 @@ internal static class ServingCommands
                 MinDataRateBytesPerSecond = result.GetValue(minRate),
             };
             bool json = result.GetValue(jsonLogs);
-            await using var server = await ScoringServer.StartAsync(options, $"http://{result.GetValue(host)}:{p}", logging =>
+            ServingHooks? hooks = null;
+            if (result.GetValue(cluster) is not null)
+            {
+                int sp = result.GetValue(siloPort), gp = result.GetValue(gatewayPort), pp = result.GetValue(primaryPort) ?? sp;
+                string modelPath = Path.GetFullPath(options.ModelPath);
+                hooks = new ServingHooks
+                {
+                    ConfigureBuilder = builder => builder.AddFilterForCluster().UseOrleans(silo => silo.UseLocalhostCluster(sp, gp, pp).UseQuickFailureDetection()
+                        .AddModelServing(new ModelServingOptions { MaxModelBytes = options.MaxModelBytes })),
+                    Predict = services => new ClusterPredictor(services, modelPath,
+                        logger: ((ILoggerFactory)services.GetService(typeof(ILoggerFactory))!).CreateLogger("MlNetDeep.Cluster")),
+                };
+            }
+            await using var server = await ScoringServer.StartAsync(options, $"http://{result.GetValue(host)}:{p}", hooks, logging =>
             {
                 if (json) logging.AddJsonConsole();
                 else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
@@ -68,6 +92,12 @@ internal static class ServingCommands
             return 0;
         });
         return command;
+    }
+
+    private static Microsoft.AspNetCore.Builder.WebApplicationBuilder AddFilterForCluster(this Microsoft.AspNetCore.Builder.WebApplicationBuilder builder)
+    {
+        builder.Logging.AddFilter("Orleans", LogLevel.Warning).AddFilter("Polly", LogLevel.Warning).AddFilter("Microsoft", LogLevel.Warning);
+        return builder;
     }
 
     public static Command Score()
