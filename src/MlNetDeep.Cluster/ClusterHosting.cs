@@ -1,9 +1,11 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
 using Orleans.Hosting;
 using Orleans.Runtime.Hosting;
 using Orleans.Storage;
+using StackExchange.Redis;
 
 namespace MlNetDeep.Cluster;
 
@@ -70,4 +72,75 @@ public static class ClusterHosting
     /// </summary>
     public static ISiloBuilder UseLocalhostCluster(this ISiloBuilder silo, int siloPort, int gatewayPort, int primaryPort, string clusterId = "mlnetdeep") =>
         silo.UseLocalhostClustering(siloPort, gatewayPort, new IPEndPoint(IPAddress.Loopback, primaryPort), clusterId, clusterId);
+
+    /// <summary>
+    /// A silo of a cluster whose membership table is in Redis at <paramref name="redis"/> (<c>host:port</c>): silos on
+    /// several machines find each other there, and no silo is special. The silo advertises <paramref name="address"/>
+    /// (default: loopback when Redis is on loopback, as one machine's silos; otherwise this machine's first address).
+    /// </summary>
+    public static ISiloBuilder UseRedisCluster(this ISiloBuilder silo, string redis, int siloPort, int gatewayPort, IPAddress? address = null, string clusterId = "mlnetdeep")
+    {
+        var options = RedisOptions(redis);
+        silo.UseRedisClustering(o => o.ConfigurationOptions = options)
+            .Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
+        address = AdvertisedAddress(redis, address);
+        return address is null
+            ? silo.ConfigureEndpoints(siloPort, gatewayPort, listenOnAnyHostAddress: true)
+            : silo.ConfigureEndpoints(address, siloPort, gatewayPort, listenOnAnyHostAddress: true);
+    }
+
+    /// <summary>A client of a cluster whose membership table is in Redis at <paramref name="redis"/> (it finds the gateways there).</summary>
+    public static IClientBuilder UseRedisCluster(this IClientBuilder client, string redis, string clusterId = "mlnetdeep") =>
+        client.UseRedisClustering(o => o.ConfigurationOptions = RedisOptions(redis))
+            .Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
+
+    /// <summary>The connection options of <paramref name="redis"/> (<c>host:port</c>, or StackExchange.Redis' configuration string).</summary>
+    public static ConfigurationOptions RedisOptions(string redis)
+    {
+        ConfigurationOptions options;
+        try { options = ConfigurationOptions.Parse(redis); }
+        catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException)
+        {
+            throw new ArgumentException($"'{redis}' is not a Redis address (host:port): {e.Message}", nameof(redis));
+        }
+        if (options.EndPoints.Count == 0) throw new ArgumentException($"'{redis}' is not a Redis address (host:port).", nameof(redis));
+        options.ConnectTimeout = 5000;
+        return options;
+    }
+
+    /// <summary>
+    /// Connects to Redis at <paramref name="redis"/> once and pings it, so that a Redis that is not there fails with one line
+    /// naming the address (<see cref="IOException"/>) before a silo or client starts retrying behind it.
+    /// </summary>
+    public static async Task CheckRedisAsync(string redis, CancellationToken cancellation = default)
+    {
+        var options = RedisOptions(redis);
+        options.AbortOnConnectFail = true;
+        options.ConnectRetry = 1;
+        try
+        {
+            await using var connection = await ConnectionMultiplexer.ConnectAsync(options).WaitAsync(TimeSpan.FromSeconds(10), cancellation);
+            await connection.GetDatabase().PingAsync().WaitAsync(TimeSpan.FromSeconds(5), cancellation);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or System.Net.Sockets.SocketException)
+        {
+            throw new IOException($"Redis at {redis} did not answer ({(e is TimeoutException ? "timed out" : FirstSentence(e.Message))}): start it, or check the address.", e);
+        }
+    }
+
+    /// <summary>The address a silo of a Redis cluster advertises: <paramref name="address"/>, else loopback when Redis is on loopback, else null (this machine's first address).</summary>
+    public static IPAddress? AdvertisedAddress(string redis, IPAddress? address = null) =>
+        address ?? (RedisOptions(redis).EndPoints.All(e => e switch
+        {
+            IPEndPoint ip => IPAddress.IsLoopback(ip.Address),
+            DnsEndPoint dns => dns.Host is "localhost" || (IPAddress.TryParse(dns.Host, out var parsed) && IPAddress.IsLoopback(parsed)),
+            _ => false,
+        }) ? IPAddress.Loopback : null);
+
+    private static string FirstSentence(string message)
+    {
+        message = message.ReplaceLineEndings(" ");
+        int dot = message.IndexOf(". ", StringComparison.Ordinal);
+        return dot > 0 ? message[..dot] : message;
+    }
 }

@@ -9,8 +9,9 @@ using Orleans.Hosting;
 namespace MlNetDeep.Cli.Commands;
 
 /// <summary>
-/// <c>mlnetdeep cluster</c>: scoring jobs on an Orleans cluster of silos on this machine (localhost clustering: the
-/// primary silo's port is where the others and the clients find the cluster). <c>silo</c> runs one silo;
+/// <c>mlnetdeep cluster</c>: scoring jobs on an Orleans cluster of silos: on this machine (localhost clustering: the
+/// primary silo's port is where the others and the clients find the cluster), or on several machines with
+/// <c>--redis host:port</c> (the membership table in Redis, where silos and clients find each other). <c>silo</c> runs one silo;
 /// <c>submit</c>, <c>status</c> and <c>cancel</c> are clients.
 /// </summary>
 internal static class ClusterCommands
@@ -38,7 +39,16 @@ internal static class ClusterCommands
         var primary = new Option<int>("--primary-port") { Description = "The primary silo's port (the first silo: its own --port).", DefaultValueFactory = _ => DefaultPrimaryPort }.Between(1, 65535);
         var state = new Option<string>("--state") { Description = "The folder of the jobs' persisted state, the same for every silo.", DefaultValueFactory = _ => "cluster-state" };
         var workers = new Option<int>("--workers") { Description = "Shards this silo scores at once.", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount / 2) }.Between(1, ClusterHosting.MaxLocalWorkers);
-        var command = new Command("silo", "Run a silo of a cluster on this machine until Ctrl+C.") { port, gateway, primary, state, workers };
+        var threads = new Option<int?>("--threads") { Description = "Threads TorchSharp scores with in this silo (torch.set_num_threads; default: TorchSharp's, one per core)." };
+        var redis = RedisOption();
+        var address = new Option<string?>("--address") { Description = "With --redis: the address other machines reach this silo at (default: loopback when Redis is on loopback, otherwise this machine's address)." };
+        var command = new Command("silo", "Run a silo of a cluster until Ctrl+C.") { port, gateway, primary, state, workers, threads, redis, address };
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(threads) is < 1 or > 256) r.AddError("--threads must be 1 to 256.");
+            if (r.GetValue(address) is { } a && !System.Net.IPAddress.TryParse(a, out _)) r.AddError($"--address '{a}' is not an IP address.");
+            if (r.GetValue(address) is not null && r.GetValue(redis) is null) r.AddError("--address needs --redis (localhost clustering is on loopback).");
+        });
         command.SetAction(async (result, cancellation) =>
         {
             var builder = Host.CreateApplicationBuilder();
@@ -47,10 +57,18 @@ internal static class ClusterCommands
             builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("MlNetDeep", LogLevel.Information);
             var options = new ClusterScoringOptions { StateFolder = Path.GetFullPath(result.GetValue(state)!), WorkersPerSilo = result.GetValue(workers) };
             int p = result.GetValue(port), g = result.GetValue(gateway);
-            builder.UseOrleans(silo => silo.UseLocalhostCluster(p, g, result.GetValue(primary)).UseQuickFailureDetection().AddScoringJobs(options));
+            string? r = result.GetValue(redis);
+            if (r is not null) await ClusterHosting.CheckRedisAsync(r, cancellation);
+            if (result.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            var advertised = result.GetValue(address) is { } a ? System.Net.IPAddress.Parse(a) : null;
+            if (r is not null) advertised = ClusterHosting.AdvertisedAddress(r, advertised);
+            builder.UseOrleans(silo => (r is null ? silo.UseLocalhostCluster(p, g, result.GetValue(primary)) : silo.UseRedisCluster(r, p, g, advertised))
+                .UseQuickFailureDetection().AddScoringJobs(options));
             using var host = builder.Build();
             await host.StartAsync(cancellation);
-            Console.WriteLine($"Silo on 127.0.0.1:{p} (clients: {g}), state in {options.StateFolder}; Ctrl+C stops.");
+            Console.WriteLine($"Silo on {(r is null ? "127.0.0.1" : advertised?.ToString() ?? "this machine's address")}:{p} (clients: {g}), " +
+                $"{(r is null ? "localhost clustering" : $"membership in Redis at {r}")}, state in {options.StateFolder}" +
+                $"{(result.GetValue(threads) is { } t ? $", {t} scoring thread(s)" : "")}; Ctrl+C stops.");
             try { await Task.Delay(Timeout.Infinite, cancellation); }
             catch (OperationCanceledException) { }
             using var stop = new CancellationTokenSource(CliApp.InterruptGrace);
@@ -62,8 +80,19 @@ internal static class ClusterCommands
 
     private static Option<int[]> Gateways() => new("--gateway", "-g")
     {
-        Description = "Gateway port(s) of silos to connect to.", DefaultValueFactory = _ => [DefaultGatewayPort], AllowMultipleArgumentsPerToken = true,
+        Description = "Gateway port(s) of silos on this machine to connect to (without --redis).", DefaultValueFactory = _ => [DefaultGatewayPort], AllowMultipleArgumentsPerToken = true,
     };
+
+    /// <summary><c>--redis host:port</c>: the cluster's membership table is in this Redis (silos on several machines).</summary>
+    internal static Option<string?> RedisOption() => new("--redis")
+    {
+        Description = "Redis host:port holding the cluster's membership (silos on several machines) instead of localhost clustering.",
+    };
+
+    /// <summary>Where a client finds the cluster: Redis' membership table, or gateway ports on this machine.</summary>
+    private sealed record Where(int[] Gateways, string? Redis);
+
+    private static Where Target(ParseResult result, Option<int[]> gateways, Option<string?> redis) => new(result.GetValue(gateways)!, result.GetValue(redis));
 
     private static Option<string> JobName(bool required) => new("--job", "-j") { Description = "The job's name.", Required = required };
 
@@ -76,7 +105,8 @@ internal static class ClusterCommands
         var shards = new Option<int>("--shards") { Description = "Shards to cut the input into.", DefaultValueFactory = _ => 16 }.Between(1, 100_000);
         var noWait = new Option<bool>("--no-wait") { Description = "Return once the job is submitted instead of following it to the end." };
         var gateways = Gateways();
-        var command = new Command("submit", "Submit a scoring job (the same name and files again: the same job) and follow it to the end.") { job, model, input, output, shards, noWait, gateways };
+        var redis = RedisOption();
+        var command = new Command("submit", "Submit a scoring job (the same name and files again: the same job) and follow it to the end.") { job, model, input, output, shards, noWait, gateways, redis };
         command.SetAction(async (result, cancellation) =>
         {
             string name = result.GetValue(job)!;
@@ -88,7 +118,7 @@ internal static class ClusterCommands
             // The model is checked here first, so that a file that is not a model fails before any silo is asked.
             using (new Serving.ModelHost(request.ModelPath, new Serving.ServingOptions { ModelPath = request.ModelPath, ReloadCheckInterval = TimeSpan.Zero },
                        Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)) { }
-            await using var client = await Connect(result.GetValue(gateways)!, cancellation);
+            await using var client = await Connect(Target(result, gateways, redis), cancellation);
             var clock = Stopwatch.StartNew();
             var status = await client.Client.GetGrain<IScoringJobGrain>(name).Submit(request);
             Console.WriteLine($"Submitted {status}");
@@ -138,8 +168,9 @@ internal static class ClusterCommands
         var epochs = new Option<int>("--epochs") { Description = "Epochs per training.", DefaultValueFactory = _ => 10 }.Between(1, 100_000);
         var seed = new Option<int>("--seed") { Description = "The seed of every training.", DefaultValueFactory = _ => 1 };
         var gateways = Gateways();
+        var redis = RedisOption();
         var command = new Command("sweep", "A cross-validated grid search of an MLP classifier: each trial's folds trained on the silos; a table sorted by accuracy.")
-            { name, data, label, grid, folds, epochs, seed, gateways };
+            { name, data, label, grid, folds, epochs, seed, gateways, redis };
         command.SetAction(async (result, cancellation) =>
         {
             var request = new SweepRequest
@@ -148,7 +179,7 @@ internal static class ClusterCommands
                 Folds = result.GetValue(folds), Epochs = result.GetValue(epochs), Seed = result.GetValue(seed),
             };
             string sweep = result.GetValue(name)!;
-            await using var client = await Connect(result.GetValue(gateways)!, cancellation);
+            await using var client = await Connect(Target(result, gateways, redis), cancellation);
             var clock = Stopwatch.StartNew();
             var status = await client.Client.GetGrain<ISweepGrain>(sweep).Submit(request);
             Console.WriteLine($"Submitted {status}");
@@ -173,10 +204,11 @@ internal static class ClusterCommands
     {
         var job = JobName(required: false);
         var gateways = Gateways();
-        var command = new Command("status", "Show a job's progress (or every job's).") { job, gateways };
+        var redis = RedisOption();
+        var command = new Command("status", "Show a job's progress (or every job's).") { job, gateways, redis };
         command.SetAction(async (result, cancellation) =>
         {
-            await using var client = await Connect(result.GetValue(gateways)!, cancellation);
+            await using var client = await Connect(Target(result, gateways, redis), cancellation);
             var names = result.GetValue(job) is { } one ? [one] : await client.Client.GetGrain<IJobIndexGrain>(0).List();
             if (names.Count == 0) Console.WriteLine("No jobs.");
             foreach (var name in names)
@@ -194,10 +226,11 @@ internal static class ClusterCommands
     {
         var job = JobName(required: true);
         var gateways = Gateways();
-        var command = new Command("cancel", "Stop a job: no more shards are handed out, nothing is merged.") { job, gateways };
+        var redis = RedisOption();
+        var command = new Command("cancel", "Stop a job: no more shards are handed out, nothing is merged.") { job, gateways, redis };
         command.SetAction(async (result, cancellation) =>
         {
-            await using var client = await Connect(result.GetValue(gateways)!, cancellation);
+            await using var client = await Connect(Target(result, gateways, redis), cancellation);
             var status = await client.Client.GetGrain<IScoringJobGrain>(result.GetValue(job)!).Cancel();
             if (!status.Exists) throw new ArgumentException($"No job named '{status.Name}'.");
             Console.WriteLine(status);
@@ -218,11 +251,16 @@ internal static class ClusterCommands
         }
     }
 
-    private static async Task<Connection> Connect(int[] gateways, CancellationToken cancellation)
+    private static async Task<Connection> Connect(Where where, CancellationToken cancellation)
     {
+        if (where.Redis is { } redis) await ClusterHosting.CheckRedisAsync(redis, cancellation);
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
-        builder.UseOrleansClient(client => client.UseLocalhostClustering(gateways, "mlnetdeep", "mlnetdeep"));
+        builder.UseOrleansClient(client =>
+        {
+            if (where.Redis is { } r) client.UseRedisCluster(r);
+            else client.UseLocalhostClustering(where.Gateways, "mlnetdeep", "mlnetdeep");
+        });
         var host = builder.Build();
         using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         patience.CancelAfter(ConnectTimeout);
@@ -233,7 +271,8 @@ internal static class ClusterCommands
         catch (Exception e) when (!cancellation.IsCancellationRequested)
         {
             host.Dispose();
-            throw new IOException($"No silo answered on gateway port {string.Join(", ", gateways)} within {ConnectTimeout.TotalSeconds:F0} s ({CliApp.OneLine(e.Message)}): start one with `mlnetdeep cluster silo`.", e);
+            string place = where.Redis is { } r ? $"in the membership of Redis at {r}" : $"on gateway port {string.Join(", ", where.Gateways)}";
+            throw new IOException($"No silo answered {place} within {ConnectTimeout.TotalSeconds:F0} s ({CliApp.OneLine(e.Message)}): start one with `mlnetdeep cluster silo`.", e);
         }
         return new Connection(host);
     }

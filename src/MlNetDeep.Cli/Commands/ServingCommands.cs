@@ -33,19 +33,25 @@ internal static class ServingCommands
         var batchQueue = new Option<int>("--micro-batch-queue") { Description = "Most /predict requests waiting in the micro-batcher; beyond it: 503 with Retry-After.", DefaultValueFactory = _ => 1024 }.AtLeast(1);
         var minRate = new Option<double>("--min-data-rate") { Description = "Slowest a client may send or read, in bytes/s, after a 5 s grace; a slower connection is closed.", DefaultValueFactory = _ => 240 }.Between(1, 1e12);
         var jsonLogs = new Option<bool>("--json-logs") { Description = "Write logs as JSON lines (structured) instead of text." };
-        var cluster = new Option<string?>("--cluster") { Description = "Also run a silo of the scoring cluster on this machine ('localhost'): /predict is scored by the model grains of every silo, and goes to another silo if one fails." };
+        var cluster = new Option<string?>("--cluster") { Description = "Also run a silo of the scoring cluster ('localhost': silos on this machine; 'redis': membership in Redis at --redis, silos on several machines): /predict is scored by the model grains of every silo, and goes to another silo if one fails." };
+        var redis = ClusterCommands.RedisOption();
         var siloPort = new Option<int>("--silo-port") { Description = "With --cluster: this silo's port.", DefaultValueFactory = _ => 11111 }.Between(1, 65535);
         var gatewayPort = new Option<int>("--gateway-port") { Description = "With --cluster: this silo's port for clients.", DefaultValueFactory = _ => 30000 }.Between(1, 65535);
-        var primaryPort = new Option<int?>("--primary-port") { Description = "With --cluster: the primary silo's port (default: this silo's, i.e. this one is the primary)." };
+        var primaryPort = new Option<int?>("--primary-port") { Description = "With --cluster localhost: the primary silo's port (default: this silo's, i.e. this one is the primary)." };
         var command = new Command("serve", "Serve a saved model over HTTP: POST /predict, POST /predict/batch, GET /health, GET /model.")
         {
             model, port, host, noBatching, batchRows, batchDelay, maxRows, maxBody, maxBatchBody, maxModel, timeout,
-            maxRequests, maxBatches, queue, maxConnections, batchQueue, minRate, jsonLogs, cluster, siloPort, gatewayPort, primaryPort,
+            maxRequests, maxBatches, queue, maxConnections, batchQueue, minRate, jsonLogs, cluster, siloPort, gatewayPort, primaryPort, redis,
         };
         command.Validators.Add(result =>
         {
-            if (result.GetValue(cluster) is { } c && !string.Equals(c, "localhost", StringComparison.OrdinalIgnoreCase))
-                result.AddError($"--cluster '{c}' is not supported: only 'localhost' (silos on this machine) is wired into the CLI.");
+            string? c = result.GetValue(cluster), r = result.GetValue(redis);
+            if (c is not null && !string.Equals(c, "localhost", StringComparison.OrdinalIgnoreCase) && !string.Equals(c, "redis", StringComparison.OrdinalIgnoreCase))
+                result.AddError($"--cluster '{c}' is not supported: 'localhost' (silos on this machine) or 'redis' (with --redis host:port).");
+            else if (string.Equals(c, "redis", StringComparison.OrdinalIgnoreCase) && r is null)
+                result.AddError("--cluster redis needs --redis host:port.");
+            else if (r is not null && !string.Equals(c, "redis", StringComparison.OrdinalIgnoreCase))
+                result.AddError("--redis goes with --cluster redis.");
         });
         command.SetAction(async (result, cancellation) =>
         {
@@ -74,9 +80,12 @@ internal static class ServingCommands
             {
                 int sp = result.GetValue(siloPort), gp = result.GetValue(gatewayPort), pp = result.GetValue(primaryPort) ?? sp;
                 string modelPath = Path.GetFullPath(options.ModelPath);
+                string? r = result.GetValue(redis);
+                if (r is not null) await ClusterHosting.CheckRedisAsync(r, cancellation);
                 hooks = new ServingHooks
                 {
-                    ConfigureBuilder = builder => builder.AddFilterForCluster().UseOrleans(silo => silo.UseLocalhostCluster(sp, gp, pp).UseQuickFailureDetection()
+                    ConfigureBuilder = builder => builder.AddFilterForCluster().UseOrleans(silo => (r is null ? silo.UseLocalhostCluster(sp, gp, pp) : silo.UseRedisCluster(r, sp, gp))
+                        .UseQuickFailureDetection()
                         .AddModelServing(new ModelServingOptions { MaxModelBytes = options.MaxModelBytes })),
                     Predict = services => new ClusterPredictor(services, modelPath,
                         logger: ((ILoggerFactory)services.GetService(typeof(ILoggerFactory))!).CreateLogger("MlNetDeep.Cluster")),
