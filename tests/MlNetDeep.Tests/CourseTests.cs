@@ -146,6 +146,46 @@ public sealed class CourseTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void ALongRunsProjectionIsTheMeasuredRateScaledToTheFullRunAndPastTwoHoursNeedsAGpu()
+    {
+        // The character model's 50 epochs of 121,976 windows at 1,000 windows per second: 6,099 s, under two hours.
+        var run = new LongRun("character model, 50 epochs", "windows", 121_976, 50, LongRunsCourse.CharacterCommand);
+        var cpu = new LongRunTiming(run, 5_000, 5, 1_000);
+        Assert.Equal(121.976, cpu.SecondsPerEpoch, 1e-9);
+        Assert.Equal(6_098.8, cpu.ProjectedSeconds, 1e-6);
+        Assert.False(cpu.NeedsGpu);
+        Assert.Equal("101.6 min", LongRunsCourse.Duration(cpu.ProjectedSeconds));
+        // Half the rate doubles the run past two hours.
+        var slow = cpu with { ItemsPerSecond = 500 };
+        Assert.True(slow.NeedsGpu);
+        Assert.Equal("3.4 h", LongRunsCourse.Duration(slow.ProjectedSeconds));
+        Assert.EndsWith(" --gpu 0", slow.GpuCommand);
+        Assert.StartsWith("mlnetdeep text train --epochs 50", slow.GpuCommand);
+        Assert.Equal("48 s", LongRunsCourse.Duration(48));
+    }
+
+    [Fact]
+    public void ALongRunsMeasurementScalesTheSlicesWindowsToTheWholeText()
+    {
+        // One epoch of a small character model on the first half of a synthetic text: the full epoch has twice its windows.
+        var text = string.Concat(Enumerable.Range(0, 120).Select(i => $"The priest looked at the {(i % 3 == 0 ? "river" : "garden")} number {i}. "));
+        int slice = text.Length / 2;
+        var ml = new MLContext(seed: 1);
+        var options = LongRunsCourse.CharacterOptions(epochs: 1, seed: 1);
+        options.Units = 16;
+        options.Layers = 1;
+        var t = LongRunsCourse.MeasureText(ml, "character model, 50 epochs", LongRunsCourse.CharacterCommand, options, text, slice, 50);
+        output.WriteLine($"{t.MeasuredItems:F0} windows in {t.MeasuredSeconds:F2} s; full epoch {t.Run.ItemsPerEpoch:F0} windows");
+        // Training windows of the slice: 90 % of it, a window of 40 every 3 characters.
+        double expected = Math.Floor((slice * 0.9 - 40) / 3.0);
+        Assert.InRange(t.MeasuredItems, expected - 2, expected + 2);
+        Assert.Equal(t.MeasuredItems * text.Length / slice, t.Run.ItemsPerEpoch, 1e-6);
+        Assert.True(t.MeasuredSeconds > 0 && t.ItemsPerSecond > 0);
+        Assert.Equal(t.MeasuredSeconds * text.Length / slice * 50, t.ProjectedSeconds, 1e-3 * t.ProjectedSeconds);
+        Assert.Equal(50, t.Run.Epochs);
+    }
+
+    [Fact]
     public void ThePerceptronRuleConvergesOnSeparableDataAndNotOnXor()
     {
         var separable = PerceptronCourse.Train(PerceptronCourse.Separable(100, 1));

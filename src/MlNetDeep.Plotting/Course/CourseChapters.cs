@@ -26,6 +26,7 @@ public static class CourseChapters
         ConvolutionCourse.Chapter,
         GenerativeCourse.Chapter,
         new("augment", "Data augmentation", "Keras' MNIST CNN on a small training set with and without augmentation.", [Augment]),
+        LongRunsCourse.Chapter,
     ];
 
     /// <summary>The chapter called <paramref name="name"/>, or null.</summary>
