@@ -178,11 +178,25 @@ public sealed class ServingHardeningTests : IDisposable
     [Fact]
     public async Task HealthAnswersWhileClientsThatNeverReadHoldBatchStreams()
     {
-        var path = SaveModel();
+        // A model with a wide output (a 512-value latent column, about 6 KB of JSON a row), so that a stream's answer is
+        // several times what the kernel's socket buffers can hold (Linux grows a send buffer up to tcp_wmem's maximum,
+        // 4 MiB by default): every stream must stall on its client, however the machine sizes its buffers.
+        var data = TestData.Sine(_ml, 64);
+        using (var wide = _ml.Transforms.Autoencoder(new Models.Autoencoders.AutoencoderOptions
+        {
+            FeatureColumnName = "Features", LatentSize = 512, Epochs = 1,
+            Encoder = Models.Autoencoders.AutoencoderNetworks.TinyEncoder, Decoder = Models.Autoencoders.AutoencoderNetworks.TinyDecoder,
+        }).Fit(data))
+            _ml.Model.SaveDeep(wide, data.Schema, Path.Combine(_folder, "wide.zip"));
+        var path = Path.Combine(_folder, "wide.zip");
+        long buffers = 4L << 20;
+        try { buffers = long.Parse(File.ReadAllText("/proc/sys/net/ipv4/tcp_wmem").Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[2]); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException) { }
+        int rows = (int)Math.Max(4_000, 4 * buffers / 6_000);
         var log = new List<string>();
         await using var server = await Start(path, o => { o.MaxConcurrentBatchRequests = 32; o.MinDataRateGracePeriod = TimeSpan.FromSeconds(30); }, log);
         var uri = new Uri(server.Urls[0]);
-        var upload = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Range(0, 60_000).Select(i => "{\"Features\":[0.5]}\n")));
+        var upload = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Range(0, rows).Select(i => "{\"Features\":[0.5]}\n")));
         var slow = new List<RawHttp>();
         try
         {
