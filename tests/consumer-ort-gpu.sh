@@ -7,22 +7,15 @@
 # GPU build): ok" on success.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/tests/local-feed.sh"
 ort=$(sed -n 's:.*<OnnxRuntimeVersion>\(.*\)</OnnxRuntimeVersion>.*:\1:p' "$repo/Directory.Build.props")
 work=$(mktemp -d)
-version="0.1.0-local.$(date +%Y%m%d%H%M%S).$$"
-cleanup() { rm -rf "$work" "${NUGET_PACKAGES:-$HOME/.nuget/packages}/mlnetdeep/$version"; }
+version=""
+cleanup() { rm -rf "$work"; [ -n "$version" ] && rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/mlnetdeep/$version"; true; }
 trap cleanup EXIT
 export MLNETDEEP_NATIVE_CACHE="$work/native-cache"
-dotnet pack "$repo/src/MlNetDeep/MlNetDeep.csproj" -c Release -o "$work/feed" -p:Version="$version" -nologo -v quiet
 mkdir -p "$work/app"
-cat > "$work/app/nuget.config" <<CONFIG
-<?xml version="1.0" encoding="utf-8"?>
-<configuration>
-  <packageSources>
-    <add key="local-feed" value="$work/feed" />
-  </packageSources>
-</configuration>
-CONFIG
+pack_to_local_feed "$work/app"
 cp "$repo/tests/Consumer/OrtGpu/Program.cs" "$work/app/"
 reference="<PackageReference Include=\"MlNetDeep\" Version=\"$version\" />"
 reference="$reference<PackageReference Include=\"Microsoft.ML.OnnxRuntime\" Version=\"$ort\" ExcludeAssets=\"all\" />"

@@ -17,6 +17,7 @@ set -euo pipefail
 mode=${1:-project}
 mlnet=${2:-}
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/tests/local-feed.sh"
 work=$(mktemp -d)
 cleanup() { rm -rf "$work"; [ -n "${version:-}" ] && rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/mlnetdeep/$version"; true; }
 trap cleanup EXIT
@@ -30,18 +31,7 @@ case "$mode" in
     expect='^predicted '
     ;;
   package)
-    # A version of its own, so that no package cached by an earlier run is taken instead of this one.
-    version="0.1.0-local.$(date +%Y%m%d%H%M%S).$$"
-    dotnet pack "$repo/src/MlNetDeep/MlNetDeep.csproj" -c Release -o "$work/feed" -p:Version="$version" -nologo -v quiet
-    ls "$work/feed"
-    cat > "$work/app/nuget.config" <<CONFIG
-<?xml version="1.0" encoding="utf-8"?>
-<configuration>
-  <packageSources>
-    <add key="local-feed" value="$work/feed" />
-  </packageSources>
-</configuration>
-CONFIG
+    pack_to_local_feed "$work/app"
     # The README's usage example, as a user pastes it into a new console app.
     awk '/<!-- usage-example:begin -->/{on=1; next} /<!-- usage-example:end -->/{on=0} on' "$repo/README.md" \
       | sed '/^```/d' > "$work/app/Program.cs"

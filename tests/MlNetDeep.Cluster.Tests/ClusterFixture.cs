@@ -26,19 +26,7 @@ public sealed class ScoringData : IDisposable
 
     public ScoringData()
     {
-        var ml = new MLContext(seed: 1);
-        var rand = new Random(0);
-        var rows = Enumerable.Range(0, 96).Select(i => new Row
-        {
-            Features = Enumerable.Range(0, 4).Select(_ => (float)(rand.NextDouble() * 2 - 1)).ToArray(), Class = (uint)(i % 3 + 1),
-        }).ToList();
-        var train = ml.Data.LoadFromEnumerable(rows);
-        var model = ml.MulticlassClassification.Trainers.NeuralNetwork(new NeuralNetworkClassifierOptions
-        {
-            FeatureColumnName = "Features", LabelColumnName = "Class", Network = Networks.Networks.Mlp(4), Epochs = 1, BatchSize = 16, Seed = 1,
-        }).Fit(train);
-        ml.Model.SaveDeep(model, train.Schema, ModelPath);
-        LoadedModelFree(model);
+        TrainModel(ModelPath, dataSeed: 0, seed: 1);
 
         WriteCsv(InputPath, RowCount, seed: 1);
         Assert.Equal(RowCount, BatchScorer.Score(ModelPath, InputPath, ExpectedPath));
@@ -56,6 +44,24 @@ public sealed class ScoringData : IDisposable
             string line = r + "," + string.Join(",", Enumerable.Range(0, 4).Select(_ => ((float)(rand.NextDouble() * 2 - 1)).ToString("R", CultureInfo.InvariantCulture)));
             writer.Write((edit?.Invoke(r, line) ?? line) + "\n");
         }
+    }
+
+    /// <summary>Trains the tiny classifier (4 features, 3 classes, 96 random rows from <paramref name="dataSeed"/>) and saves it at <paramref name="path"/>.</summary>
+    public static void TrainModel(string path, int dataSeed, int seed)
+    {
+        var ml = new MLContext(seed: seed);
+        var rand = new Random(dataSeed);
+        var rows = Enumerable.Range(0, 96).Select(i => new Row
+        {
+            Features = Enumerable.Range(0, 4).Select(_ => (float)(rand.NextDouble() * 2 - 1)).ToArray(), Class = (uint)(i % 3 + 1),
+        }).ToList();
+        var train = ml.Data.LoadFromEnumerable(rows);
+        var model = ml.MulticlassClassification.Trainers.NeuralNetwork(new NeuralNetworkClassifierOptions
+        {
+            FeatureColumnName = "Features", LabelColumnName = "Class", Network = Networks.Networks.Mlp(4), Epochs = 1, BatchSize = 16, Seed = seed,
+        }).Fit(train);
+        ml.Model.SaveDeep(model, train.Schema, path);
+        LoadedModelFree(model);
     }
 
     private static void LoadedModelFree(ITransformer model)

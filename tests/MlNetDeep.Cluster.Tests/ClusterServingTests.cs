@@ -22,22 +22,7 @@ public sealed class ClusterServingTests(ScoringData data, Xunit.Abstractions.ITe
     private static readonly PredictRetryPolicy Retry = new() { MaxAttempts = 5, Delay = TimeSpan.FromMilliseconds(100), AvoidFor = TimeSpan.FromSeconds(10) };
 
     /// <summary>A second model of the same shape (another seed): other predictions, another version.</summary>
-    private static void TrainOther(string path)
-    {
-        var ml = new MLContext(seed: 2);
-        var rand = new Random(5);
-        var rows = Enumerable.Range(0, 96).Select(i => new ScoringData.Row
-        {
-            Features = Enumerable.Range(0, 4).Select(_ => (float)(rand.NextDouble() * 2 - 1)).ToArray(), Class = (uint)(i % 3 + 1),
-        }).ToList();
-        var train = ml.Data.LoadFromEnumerable(rows);
-        var model = ml.MulticlassClassification.Trainers.NeuralNetwork(new NeuralNetworkClassifierOptions
-        {
-            FeatureColumnName = "Features", LabelColumnName = "Class", Network = Networks.Networks.Mlp(4), Epochs = 1, BatchSize = 16, Seed = 7,
-        }).Fit(train);
-        ml.Model.SaveDeep(model, train.Schema, path);
-        (model as IDisposable)?.Dispose();
-    }
+    private static void TrainOther(string path) => ScoringData.TrainModel(path, dataSeed: 5, seed: 7);
 
     private static string RowsJson(int seed, int count)
     {
