@@ -18,20 +18,29 @@ public static class ClusterHosting
     /// <summary>Most stateless worker activations per silo (the job hands a silo at most <see cref="ClusterScoringOptions.WorkersPerSilo"/> shards at once).</summary>
     public const int MaxLocalWorkers = 16;
 
-    /// <summary>Adds the scoring job grains' needs to a silo: the job state storage (files in <see cref="ClusterScoringOptions.StateFolder"/>), the per-silo model cache and the silo-keyed placement.</summary>
+    /// <summary>
+    /// Adds the scoring job grains' needs to a silo: the job state storage (files in <see cref="ClusterScoringOptions.StateFolder"/>,
+    /// or Redis at <see cref="ClusterScoringOptions.StateRedis"/>), the per-silo model cache and the silo-keyed placement.
+    /// </summary>
     public static ISiloBuilder AddScoringJobs(this ISiloBuilder silo, ClusterScoringOptions options)
     {
         if (options.WorkersPerSilo is < 1 or > MaxLocalWorkers) throw new ArgumentOutOfRangeException(nameof(options), options.WorkersPerSilo, $"WorkersPerSilo must be 1 to {MaxLocalWorkers}.");
         silo.Services.Configure<ClusterScoringOptions>(o =>
         {
             o.StateFolder = options.StateFolder;
+            o.StateRedis = options.StateRedis;
             o.WorkersPerSilo = options.WorkersPerSilo;
             o.MaxAttempts = options.MaxAttempts;
             o.RetryDelay = options.RetryDelay;
             o.ShardDelay = options.ShardDelay;
         });
         silo.Services.AddSingleton<ModelCache>();
-        silo.Services.AddGrainStorage(StorageName, (_, _) => new FileGrainStorage(options.StateFolder));
+        if (options.StateRedis is { } redis)
+        {
+            var connection = RedisOptions(redis);
+            silo.AddRedisGrainStorage(StorageName, o => o.ConfigurationOptions = connection);
+        }
+        else silo.Services.AddGrainStorage(StorageName, (_, _) => new FileGrainStorage(options.StateFolder));
         silo.AddPlacementDirector<SiloKeyedPlacement, SiloKeyedPlacementDirector>();
         return silo;
     }
@@ -136,6 +145,16 @@ public static class ClusterHosting
             DnsEndPoint dns => dns.Host is "localhost" || (IPAddress.TryParse(dns.Host, out var parsed) && IPAddress.IsLoopback(parsed)),
             _ => false,
         }) ? IPAddress.Loopback : null);
+
+    /// <summary>An exception's message for a one-line log: Orleans' messages carry their inner exception's stack trace after " ---> ".</summary>
+    internal static string Brief(Exception e)
+    {
+        string message = e.Message.ReplaceLineEndings(" ");
+        int inner = message.IndexOf(" ---> ", StringComparison.Ordinal);
+        if (inner > 0) message = message[..inner];
+        if (message.Length > 300) message = message[..300] + "...";
+        return $"{e.GetType().Name}: {message.Trim()}";
+    }
 
     private static string FirstSentence(string message)
     {

@@ -6,6 +6,13 @@ public sealed class ClusterScoringOptions
     /// <summary>The folder of persisted job state (<see cref="FileGrainStorage"/>), shared by every silo of the cluster.</summary>
     public string StateFolder { get; set; } = "cluster-state";
 
+    /// <summary>
+    /// When set (<c>host:port</c>, or StackExchange.Redis' configuration string), the jobs' state lives in this Redis
+    /// (Orleans' Redis grain storage) instead of <see cref="StateFolder"/>: no shared folder is needed for it, only for
+    /// the inputs and outputs.
+    /// </summary>
+    public string? StateRedis { get; set; }
+
     /// <summary>Shards a silo scores at once (its stateless workers); the job hands out no more to one silo.</summary>
     public int WorkersPerSilo { get; set; } = 2;
 

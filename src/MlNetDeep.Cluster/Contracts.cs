@@ -2,7 +2,10 @@ using Orleans;
 
 namespace MlNetDeep.Cluster;
 
-/// <summary>A batch scoring job: score <see cref="InputPath"/> (a CSV) with <see cref="ModelPath"/> into <see cref="OutputPath"/>.</summary>
+/// <summary>
+/// A batch scoring job: score <see cref="InputPath"/> (a CSV file, or a folder of images in one subfolder per class, as
+/// <c>score</c> takes) with <see cref="ModelPath"/> into <see cref="OutputPath"/>.
+/// </summary>
 [GenerateSerializer]
 public sealed class JobRequest
 {
@@ -56,6 +59,13 @@ public sealed class JobState
     [Id(7)] public int Retries { get; set; }
     [Id(8)] public DateTime SubmittedUtc { get; set; }
     [Id(9)] public DateTime? FinishedUtc { get; set; }
+    /// <summary>
+    /// For an image folder: the list of its images (ImagePath, Label; a CSV beside the output, written at submission in
+    /// the order <c>score</c> scores them) whose rows the shards are byte ranges of; null for a CSV input.
+    /// </summary>
+    [Id(10)] public string? ImageList { get; set; }
+    /// <summary>For an image folder: the files the scan left out (not images, damaged), which <c>score</c> leaves out too.</summary>
+    [Id(11)] public int ImagesSkipped { get; set; }
 }
 
 /// <summary>What a client sees of a job.</summary>
@@ -90,6 +100,8 @@ public sealed class ShardWork
     [Id(8)] public long FirstLine { get; set; }
     /// <summary>Where the shard's scored rows go (written atomically: a temporary file renamed).</summary>
     [Id(9)] public string OutputPath { get; set; } = "";
+    /// <summary>True when <see cref="InputPath"/> is an image list (ImagePath, Label) rather than rows for the model.</summary>
+    [Id(10)] public bool Images { get; set; }
 }
 
 /// <summary>A shard's outcome: rows written, or a data error (no retry), or a fatal one (the job stops).</summary>
@@ -139,4 +151,31 @@ public interface IShardWorkerGrain : IGrainWithIntegerKey
 {
     [ResponseTimeout("02:00:00")]
     Task<ShardResult> Score(ShardWork work);
+}
+
+/// <summary>A model a silo holds in memory: its file, its version (the first 12 hex digits of the file's SHA-256) and what for.</summary>
+[GenerateSerializer]
+public sealed class HostedModel
+{
+    [Id(0)] public string Path { get; set; } = "";
+    [Id(1)] public string Version { get; set; } = "";
+    /// <summary><c>jobs</c> (batch scoring) or <c>serving</c> (<c>/predict</c>).</summary>
+    [Id(2)] public string Use { get; set; } = "";
+}
+
+/// <summary>What one silo reports of itself for <c>cluster status</c>.</summary>
+[GenerateSerializer]
+public sealed class SiloReport
+{
+    [Id(0)] public string Silo { get; set; } = "";
+    [Id(1)] public string Host { get; set; } = "";
+    [Id(2)] public List<HostedModel> Models { get; set; } = [];
+    /// <summary>Shards being scored on the silo now.</summary>
+    [Id(3)] public int ShardsRunning { get; set; }
+}
+
+/// <summary>A silo's own report (one activation on each silo, keyed by the silo's address).</summary>
+public interface ISiloInfoGrain : IGrainWithStringKey
+{
+    Task<SiloReport> Describe();
 }

@@ -40,21 +40,29 @@ public sealed class ScoringJobGrain(
         }
         if (request.Shards < 1) throw new ArgumentException($"A job needs at least one shard, got {request.Shards}.");
         if (!File.Exists(request.ModelPath)) throw new FileNotFoundException($"The model file '{request.ModelPath}' does not exist.", request.ModelPath);
-        if (!File.Exists(request.InputPath)) throw new FileNotFoundException($"The input '{request.InputPath}' is not a file (a cluster job scores a CSV file).", request.InputPath);
+        bool images = Directory.Exists(request.InputPath);
+        if (!images && !File.Exists(request.InputPath))
+            throw new FileNotFoundException($"The input '{request.InputPath}' is neither a CSV file nor a folder of images.", request.InputPath);
 
-        var (version, length, shards) = await Task.Run(() =>
+        var (version, length, shards, list, skipped) = await Task.Run(() =>
         {
             string v = ModelCache.VersionOf(request.ModelPath);
-            long n = new FileInfo(request.InputPath).Length;
-            var cut = ShardScoring.Cut(request.InputPath, request.Shards);
+            using var lease = models.Acquire(request.ModelPath, v);
+            if (images)
+            {
+                // The folder is scanned once, here, as `score` scans it; the shards are ranges of the list written from it.
+                string path = ShardScoring.ImageListPath(request.OutputPath);
+                int left = ShardScoring.WriteImageList(request.InputPath, lease.Model.Schema, path);
+                return (v, new FileInfo(path).Length, ShardScoring.Cut(path, request.Shards, ShardScoring.ImageAlignRows), path, left);
+            }
             // The header is checked against the model here, so that a CSV missing a column fails at submission.
-            using (var lease = models.Acquire(request.ModelPath, v))
-                Serving.CsvRows.ReadLayout(request.InputPath, lease.Model.Schema, Serving.BatchScorer.MaxLineChars);
-            return (v, n, cut);
+            Serving.CsvRows.ReadLayout(request.InputPath, lease.Model.Schema, Serving.BatchScorer.MaxLineChars);
+            return (v, new FileInfo(request.InputPath).Length, ShardScoring.Cut(request.InputPath, request.Shards), (string?)null, 0);
         });
         state.State = new JobState
         {
             Request = request, ModelVersion = version, InputLength = length, Shards = shards, Phase = JobPhase.Running, SubmittedUtc = DateTime.UtcNow,
+            ImageList = list, ImagesSkipped = skipped,
         };
         await Save();
         await GrainFactory.GetGrain<IJobIndexGrain>(0).Add(Name);
@@ -92,7 +100,7 @@ public sealed class ScoringJobGrain(
     private static JobState Copy(JobState s) => new()
     {
         Request = s.Request, ModelVersion = s.ModelVersion, InputLength = s.InputLength, Phase = s.Phase, Error = s.Error, Rows = s.Rows,
-        Retries = s.Retries, SubmittedUtc = s.SubmittedUtc, FinishedUtc = s.FinishedUtc,
+        Retries = s.Retries, SubmittedUtc = s.SubmittedUtc, FinishedUtc = s.FinishedUtc, ImageList = s.ImageList, ImagesSkipped = s.ImagesSkipped,
         Shards = s.Shards.Select(x => new ShardState
         {
             Index = x.Index, Start = x.Start, End = x.End, FirstLine = x.FirstLine, Done = x.Done, Rows = x.Rows, Attempts = x.Attempts, Silo = x.Silo, Error = x.Error,
@@ -161,9 +169,9 @@ public sealed class ScoringJobGrain(
                 catch (Exception e)
                 {
                     State.Retries++;
-                    logger.LogWarning("Job {Job}: shard {Shard} on {Silo} failed (attempt {Attempt}): {Error}", Name, done.Index, from, done.Attempts, e.Message);
+                    logger.LogWarning("Job {Job}: shard {Shard} on {Silo} failed (attempt {Attempt}): {Error}", Name, done.Index, from, done.Attempts, ClusterHosting.Brief(e));
                     if (done.Attempts >= _options.MaxAttempts)
-                        done.Error = $"shard {done.Index} failed {done.Attempts} times; last: {e.GetType().Name}: {e.Message}";
+                        done.Error = $"shard {done.Index} failed {done.Attempts} times; last: {ClusterHosting.Brief(e)}";
                     else await Task.Delay(_options.RetryDelay);
                 }
                 await Save();
@@ -181,7 +189,8 @@ public sealed class ScoringJobGrain(
                 var rows = State.Shards.Select(s => s.Rows).ToList();
                 try
                 {
-                    State.Rows = await Task.Run(() => ShardScoring.Merge(files, rows, request.OutputPath));
+                    bool numbered = State.ImageList is null; // CSV rows are numbered; image rows are named by their paths
+                    State.Rows = await Task.Run(() => ShardScoring.Merge(files, rows, request.OutputPath, numbered));
                     try { Directory.Delete(request.OutputPath + ".shards", recursive: true); }
                     catch (IOException) { }
                     State.Phase = JobPhase.Completed;
@@ -201,7 +210,7 @@ public sealed class ScoringJobGrain(
             // The activation was deactivated (its silo stopping, or Orleans' directory recovering from a dead silo) or the
             // state could not be saved: the stored state stays as last written, and the next call to the job (on this
             // silo or another) goes on from it. Shards whose completion was not saved are scored again (same bytes).
-            logger.LogWarning("Job {Job}: dispatch stopped, resumed at the next call: {Error}", Name, e.Message);
+            logger.LogWarning("Job {Job}: dispatch stopped, resumed at the next call: {Error}", Name, ClusterHosting.Brief(e));
             if (e is Orleans.Storage.InconsistentStateException) await state.ReadStateAsync();
             DeactivateOnIdle();
         }
@@ -213,7 +222,7 @@ public sealed class ScoringJobGrain(
     private Task<ShardResult> Dispatch(JobRequest request, ShardState shard, string silo) =>
         GrainFactory.GetGrain<ISiloScorerGrain>(silo).Score(new ShardWork
         {
-            Job = Name, Index = shard.Index, ModelPath = request.ModelPath, ModelVersion = State.ModelVersion, InputPath = request.InputPath,
+            Job = Name, Index = shard.Index, ModelPath = request.ModelPath, ModelVersion = State.ModelVersion, InputPath = State.ImageList ?? request.InputPath, Images = State.ImageList is not null,
             InputLength = State.InputLength, Start = shard.Start, End = shard.End, FirstLine = shard.FirstLine, OutputPath = ShardFile(request.OutputPath, shard.Index),
         });
 }
@@ -238,11 +247,35 @@ public sealed class SiloScorerGrain : Grain, ISiloScorerGrain
     public Task<ShardResult> Score(ShardWork work) => GrainFactory.GetGrain<IShardWorkerGrain>(0).Score(work);
 }
 
+/// <summary>Reports the silo it is placed on: its models (for jobs and for serving) and the shards it is scoring.</summary>
+[SiloKeyedPlacement, Reentrant]
+public sealed class SiloInfoGrain(IServiceProvider services, ILocalSiloDetails silo) : Grain, ISiloInfoGrain
+{
+    public Task<SiloReport> Describe()
+    {
+        var models = new List<HostedModel>();
+        var cache = services.GetService(typeof(ModelCache)) as ModelCache;
+        if (cache is not null) models.AddRange(cache.Loaded);
+        if (services.GetService(typeof(ServedModels)) is ServedModels served) models.AddRange(served.Loaded);
+        return Task.FromResult(new SiloReport
+        {
+            Silo = silo.SiloAddress.ToParsableString(), Host = silo.DnsHostName, Models = models, ShardsRunning = cache?.ShardsRunning ?? 0,
+        });
+    }
+}
+
 /// <summary>Scores a shard with the silo's cached model (a stateless worker: activated on the calling silo, several at once).</summary>
 [StatelessWorker(ClusterHosting.MaxLocalWorkers)]
 public sealed class ShardWorkerGrain(ModelCache models, ILocalSiloDetails silo, IOptions<ClusterScoringOptions> options, ILogger<ShardWorkerGrain> logger) : Grain, IShardWorkerGrain
 {
     public async Task<ShardResult> Score(ShardWork work)
+    {
+        models.ShardStarted();
+        try { return await ScoreShard(work); }
+        finally { models.ShardEnded(); }
+    }
+
+    private async Task<ShardResult> ScoreShard(ShardWork work)
     {
         if (options.Value.ShardDelay > TimeSpan.Zero) await Task.Delay(options.Value.ShardDelay);
         var result = await Task.Run(() =>

@@ -17,7 +17,14 @@ public sealed class ModelCache(ILogger<ModelCache>? logger = null) : IDisposable
 {
     private readonly Dictionary<string, ModelHost> _hosts = [];
     private readonly ILogger _logger = (ILogger?)logger ?? NullLogger.Instance;
-    private int _loads;
+    private int _loads, _running;
+
+    /// <summary>Shards this silo is scoring now.</summary>
+    public int ShardsRunning => Volatile.Read(ref _running);
+
+    internal void ShardStarted() => Interlocked.Increment(ref _running);
+
+    internal void ShardEnded() => Interlocked.Decrement(ref _running);
 
     /// <summary>How many times this silo loaded a model file.</summary>
     public int Loads => Volatile.Read(ref _loads);
@@ -48,6 +55,12 @@ public sealed class ModelCache(ILogger<ModelCache>? logger = null) : IDisposable
             _hosts[path] = fresh;
             return fresh.Acquire();
         }
+    }
+
+    /// <summary>The model files this silo holds for jobs now, with their versions.</summary>
+    public IReadOnlyList<HostedModel> Loaded
+    {
+        get { lock (_hosts) return _hosts.Select(h => new HostedModel { Path = h.Key, Version = h.Value.Current.Version, Use = "jobs" }).ToList(); }
     }
 
     public void Dispose()

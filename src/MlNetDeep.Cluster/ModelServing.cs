@@ -52,6 +52,12 @@ public sealed class ServedModels(IOptions<ModelServingOptions> options, ILogger<
         }
     }
 
+    /// <summary>The model files this silo serves now, with their current versions.</summary>
+    public IReadOnlyList<HostedModel> Loaded
+    {
+        get { lock (_hosts) return _hosts.Select(h => new HostedModel { Path = h.Key, Version = h.Value.Current.Version, Use = "serving" }).ToList(); }
+    }
+
     public void Dispose()
     {
         lock (_hosts)
@@ -171,7 +177,7 @@ public sealed class ClusterPredictor(IGrainFactory grains, Func<IReadOnlyList<st
             {
                 lock (_avoid) _avoid[silo] = DateTime.UtcNow + _policy.AvoidFor;
                 Interlocked.Increment(ref _retries);
-                _logger.LogWarning("/predict on silo {Silo} failed (attempt {Attempt} of {Max}), sent again: {Error}", silo, attempt, _policy.MaxAttempts, e.Message);
+                _logger.LogWarning("/predict on silo {Silo} failed (attempt {Attempt} of {Max}), sent again: {Error}", silo, attempt, _policy.MaxAttempts, ClusterHosting.Brief(e));
                 await Task.Delay(_policy.Delay * attempt, cancellation);
             }
         }

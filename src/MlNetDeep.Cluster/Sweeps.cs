@@ -291,7 +291,7 @@ public sealed class SweepGrain(
                 catch (Exception e)
                 {
                     State.Retries++;
-                    logger.LogWarning("Sweep {Sweep}: trial {Trial} fold {Fold} on {Silo} failed (attempt {Attempt}): {Error}", Name, done.Trial, done.Fold, from, done.Attempts, e.Message);
+                    logger.LogWarning("Sweep {Sweep}: trial {Trial} fold {Fold} on {Silo} failed (attempt {Attempt}): {Error}", Name, done.Trial, done.Fold, from, done.Attempts, ClusterHosting.Brief(e));
                     if (e is InvalidDataException or ArgumentException || done.Attempts >= opts.MaxAttempts) done.Error = $"trial {done.Trial} fold {done.Fold}: {e.Message}";
                     else await Task.Delay(opts.RetryDelay);
                 }
@@ -305,7 +305,7 @@ public sealed class SweepGrain(
         }
         catch (Exception e)
         {
-            logger.LogWarning("Sweep {Sweep}: dispatch stopped, resumed at the next call: {Error}", Name, e.Message);
+            logger.LogWarning("Sweep {Sweep}: dispatch stopped, resumed at the next call: {Error}", Name, ClusterHosting.Brief(e));
             if (e is Orleans.Storage.InconsistentStateException) await state.ReadStateAsync();
             DeactivateOnIdle();
         }

@@ -7,10 +7,13 @@ using Orleans.TestingHost;
 
 namespace MlNetDeep.Cluster.Tests;
 
-/// <summary>A tiny classifier saved with SaveDeep, a CSV of a few thousand rows, and what one process's <c>score</c> makes of it.</summary>
+/// <summary>
+/// A tiny classifier saved with SaveDeep, a CSV of 24,653 rows (enough for 24 shards of whole 1,024-row chunks), and what
+/// one process's <c>score</c> makes of it.
+/// </summary>
 public sealed class ScoringData : IDisposable
 {
-    public const int RowCount = 3000;
+    public const int RowCount = 24 * 1024 + 77;
 
     public sealed class Row
     {

@@ -31,7 +31,41 @@ public sealed class ScoringJobTests(ScoringData data) : IClassFixture<ScoringDat
             lines += bytes.AsSpan((int)shards[i].Start, (int)(shards[i].End - shards[i].Start)).Count((byte)'\n');
         }
         Assert.Equal(ScoringData.RowCount + 2, lines);
+        // Every shard but the last starts at a whole number of score's 1,024-row chunks: the same batches, the same bits.
+        Assert.All(shards, s => Assert.Equal(0, (s.FirstLine - 2) % 1024));
         Assert.Single(ShardScoring.Cut(data.InputPath, 1));
+        Assert.Equal(24, ShardScoring.Cut(data.InputPath, 24).Count);
+        Assert.Equal(25, ShardScoring.Cut(data.InputPath, 100).Count); // no more shards than chunks
+    }
+
+    [Fact]
+    public void CutsOnlyBetweenRecordsAsTheCsvReaderSeesThem()
+    {
+        // Quoted fields holding line breaks, commas and escaped quotes; blank lines; a quote inside an unquoted field.
+        var folder = NewFolder("records");
+        var path = Path.Combine(folder, "text.csv");
+        var text = new System.Text.StringBuilder("Id,Text\n");
+        var starts = new List<long>();
+        for (int r = 0; r < 40; r++)
+        {
+            starts.Add(System.Text.Encoding.UTF8.GetByteCount(text.ToString()));
+            if (r % 7 == 3) text.Append("\n  \n"); // blank lines before the record: not records
+            text.Append((r % 5) switch
+            {
+                0 => $"{r},\"line one\nline \"\"two\"\",\r\nthree\"\n",
+                1 => $"{r}, \"quoted, after a space\"\r\n",
+                2 => $"{r},a \"literal\" quote\n",
+                _ => $"{r},plain\n",
+            });
+        }
+        File.WriteAllText(path, text.ToString());
+        var shards = ShardScoring.Cut(path, 1000, alignRows: 1);
+        Assert.Equal(40, shards.Count);
+        Assert.Equal(starts, shards.Select(s => s.Start));
+        var bytes = File.ReadAllBytes(path);
+        for (int i = 0; i < shards.Count; i++)
+            Assert.Equal(1 + bytes.AsSpan(0, (int)shards[i].Start).Count((byte)'\n'), shards[i].FirstLine);
+        Assert.Equal(8, ShardScoring.Cut(path, 1000, alignRows: 5).Count);
     }
 
     [Fact]
@@ -73,7 +107,7 @@ public sealed class ScoringJobTests(ScoringData data) : IClassFixture<ScoringDat
     {
         var folder = NewFolder("bad");
         var input = Path.Combine(folder, "bad.csv");
-        ScoringData.WriteCsv(input, 600, seed: 2, (r, line) => r == 450 ? "450,0.5,abc,0.1,0.2" : line);
+        ScoringData.WriteCsv(input, 6 * 1024 + 500, seed: 2, (r, line) => r == 4500 ? "4500,0.5,abc,0.1,0.2" : line);
         var cluster = await ScoringData.StartCluster(3, Path.Combine(folder, "state"), TimeSpan.Zero);
         await using var _ = cluster;
         var request = Request(folder, input, shards: 6);
@@ -81,7 +115,7 @@ public sealed class ScoringJobTests(ScoringData data) : IClassFixture<ScoringDat
         var status = await ScoringData.WaitFor(cluster.Client, "bad", s => s.State.Phase != JobPhase.Running);
 
         Assert.Equal(JobPhase.Failed, status.State.Phase);
-        Assert.Contains($"{input}: Line 452: 'Features.1' is 'abc', not a finite number", status.State.Error);
+        Assert.Contains($"{input}: Line 4502: 'Features.1' is 'abc', not a finite number", status.State.Error);
         Assert.Single(status.State.Shards, s => s.Error is not null);
         Assert.Equal(5, status.ShardsDone);
         Assert.Equal(1, status.State.Shards.Single(s => s.Error is not null).Attempts); // a data error is not retried

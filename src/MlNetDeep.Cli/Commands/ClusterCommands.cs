@@ -29,6 +29,7 @@ internal static class ClusterCommands
         cluster.Subcommands.Add(Status());
         cluster.Subcommands.Add(Cancel());
         cluster.Subcommands.Add(Sweep());
+        cluster.Subcommands.Add(ExampleInputs());
         return cluster;
     }
 
@@ -37,27 +38,35 @@ internal static class ClusterCommands
         var port = new Option<int>("--port", "-p") { Description = "This silo's port (silo-to-silo).", DefaultValueFactory = _ => DefaultPrimaryPort }.Between(1, 65535);
         var gateway = new Option<int>("--gateway-port") { Description = "This silo's port for clients.", DefaultValueFactory = _ => DefaultGatewayPort }.Between(1, 65535);
         var primary = new Option<int>("--primary-port") { Description = "The primary silo's port (the first silo: its own --port).", DefaultValueFactory = _ => DefaultPrimaryPort }.Between(1, 65535);
-        var state = new Option<string>("--state") { Description = "The folder of the jobs' persisted state, the same for every silo.", DefaultValueFactory = _ => "cluster-state" };
+        var state = new Option<string>("--state") { Description = "The folder of the jobs' persisted state, the same for every silo (with --job-state file).", DefaultValueFactory = _ => "cluster-state" };
+        var jobState = new Option<string?>("--job-state") { Description = "Where the jobs' state lives: file (the --state folder, shared by every silo) or redis (the --redis server). Default: redis with --redis, file otherwise." }
+            .AcceptOnlyFromAmong("file", "redis");
         var workers = new Option<int>("--workers") { Description = "Shards this silo scores at once.", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount / 2) }.Between(1, ClusterHosting.MaxLocalWorkers);
         var threads = new Option<int?>("--threads") { Description = "Threads TorchSharp scores with in this silo (torch.set_num_threads; default: TorchSharp's, one per core)." };
         var redis = RedisOption();
         var address = new Option<string?>("--address") { Description = "With --redis: the address other machines reach this silo at (default: loopback when Redis is on loopback, otherwise this machine's address)." };
-        var command = new Command("silo", "Run a silo of a cluster until Ctrl+C.") { port, gateway, primary, state, workers, threads, redis, address };
+        var command = new Command("silo", "Run a silo of a cluster until Ctrl+C.") { port, gateway, primary, state, jobState, workers, threads, redis, address };
         command.Validators.Add(r =>
         {
             if (r.GetValue(threads) is < 1 or > 256) r.AddError("--threads must be 1 to 256.");
             if (r.GetValue(address) is { } a && !System.Net.IPAddress.TryParse(a, out _)) r.AddError($"--address '{a}' is not an IP address.");
             if (r.GetValue(address) is not null && r.GetValue(redis) is null) r.AddError("--address needs --redis (localhost clustering is on loopback).");
+            if (r.GetValue(jobState) == "redis" && r.GetValue(redis) is null) r.AddError("--job-state redis needs --redis host:port.");
         });
         command.SetAction(async (result, cancellation) =>
         {
             var builder = Host.CreateApplicationBuilder();
             builder.Logging.ClearProviders();
             builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
-            builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("MlNetDeep", LogLevel.Information);
-            var options = new ClusterScoringOptions { StateFolder = Path.GetFullPath(result.GetValue(state)!), WorkersPerSilo = result.GetValue(workers) };
+            // Orleans' note that server GC is off is advice for a silo alone on its machine, not a problem.
+            builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("MlNetDeep", LogLevel.Information).AddFilter("Orleans.Runtime.Silo", LogLevel.Error);
             int p = result.GetValue(port), g = result.GetValue(gateway);
             string? r = result.GetValue(redis);
+            bool redisState = (result.GetValue(jobState) ?? (r is null ? "file" : "redis")) == "redis";
+            var options = new ClusterScoringOptions
+            {
+                StateFolder = Path.GetFullPath(result.GetValue(state)!), StateRedis = redisState ? r : null, WorkersPerSilo = result.GetValue(workers),
+            };
             if (r is not null) await ClusterHosting.CheckRedisAsync(r, cancellation);
             if (result.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
             var advertised = result.GetValue(address) is { } a ? System.Net.IPAddress.Parse(a) : null;
@@ -67,7 +76,7 @@ internal static class ClusterCommands
             using var host = builder.Build();
             await host.StartAsync(cancellation);
             Console.WriteLine($"Silo on {(r is null ? "127.0.0.1" : advertised?.ToString() ?? "this machine's address")}:{p} (clients: {g}), " +
-                $"{(r is null ? "localhost clustering" : $"membership in Redis at {r}")}, state in {options.StateFolder}" +
+                $"{(r is null ? "localhost clustering" : $"membership in Redis at {r}")}, job state in {(redisState ? $"Redis at {r}" : options.StateFolder)}" +
                 $"{(result.GetValue(threads) is { } t ? $", {t} scoring thread(s)" : "")}; Ctrl+C stops.");
             try { await Task.Delay(Timeout.Infinite, cancellation); }
             catch (OperationCanceledException) { }
@@ -78,7 +87,7 @@ internal static class ClusterCommands
         return command;
     }
 
-    private static Option<int[]> Gateways() => new("--gateway", "-g")
+    internal static Option<int[]> Gateways() => new("--gateway", "-g")
     {
         Description = "Gateway port(s) of silos on this machine to connect to (without --redis).", DefaultValueFactory = _ => [DefaultGatewayPort], AllowMultipleArgumentsPerToken = true,
     };
@@ -100,37 +109,54 @@ internal static class ClusterCommands
     {
         var job = JobName(required: true);
         var model = new Option<string>("--model", "-m") { Description = "A model saved with SaveDeep (every silo must see this path).", Required = true }.ExistingFile(OptionChecks.ModelHelpName);
-        var input = new Option<string>("--input", "-i") { Description = "The CSV to score (header row; a vector column as Name.0 .. Name.(n-1)).", Required = true }.ExistingFile();
+        var input = new Option<string>("--input", "-i") { Description = "The CSV to score (header row; a vector column as Name.0 .. Name.(n-1)), or a folder of images (one subfolder per class) for a model that loads its images; every silo must see this path.", Required = true }.ExistingPath();
         var output = new Option<string>("--output", "-o") { Description = "The CSV of predictions to write (the same as `score` writes).", DefaultValueFactory = _ => "predictions.csv" };
         var shards = new Option<int>("--shards") { Description = "Shards to cut the input into.", DefaultValueFactory = _ => 16 }.Between(1, 100_000);
         var noWait = new Option<bool>("--no-wait") { Description = "Return once the job is submitted instead of following it to the end." };
         var gateways = Gateways();
         var redis = RedisOption();
         var command = new Command("submit", "Submit a scoring job (the same name and files again: the same job) and follow it to the end.") { job, model, input, output, shards, noWait, gateways, redis };
-        command.SetAction(async (result, cancellation) =>
-        {
-            string name = result.GetValue(job)!;
-            var request = new JobRequest
-            {
-                ModelPath = Path.GetFullPath(result.GetValue(model)!), InputPath = Path.GetFullPath(result.GetValue(input)!),
-                OutputPath = Path.GetFullPath(result.GetValue(output)!), Shards = result.GetValue(shards),
-            };
-            // The model is checked here first, so that a file that is not a model fails before any silo is asked.
-            using (new Serving.ModelHost(request.ModelPath, new Serving.ServingOptions { ModelPath = request.ModelPath, ReloadCheckInterval = TimeSpan.Zero },
-                       Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)) { }
-            await using var client = await Connect(Target(result, gateways, redis), cancellation);
-            var clock = Stopwatch.StartNew();
-            var status = await client.Client.GetGrain<IScoringJobGrain>(name).Submit(request);
-            Console.WriteLine($"Submitted {status}");
-            if (result.GetValue(noWait)) return 0;
-            status = await Follow(client.Client, name, cancellation);
-            double seconds = clock.Elapsed.TotalSeconds;
-            if (status.State.Phase != JobPhase.Completed) throw new InvalidOperationException(status.ToString());
-            Console.WriteLine($"Wrote {status.State.Rows:N0} rows to {request.OutputPath} in {seconds:F1} s ({status.State.Rows / Math.Max(seconds, 1e-9):N0} rows/s); " +
-                $"{status.State.Shards.Select(s => s.Silo).Distinct().Count()} silos, {status.State.Retries} retries.");
-            return 0;
-        });
+        command.SetAction((result, cancellation) => RunJob(Target(result, gateways, redis), result.GetValue(job)!, result.GetValue(model)!, result.GetValue(input)!,
+            result.GetValue(output)!, result.GetValue(shards), result.GetValue(noWait), cancellation));
         return command;
+    }
+
+    /// <summary>
+    /// Submits a scoring job (or finds the one of that name asking the same) and follows it to its end; the work of
+    /// <c>cluster submit</c> and of <c>score --cluster</c>.
+    /// </summary>
+    internal static async Task<int> RunJob(string? redis, int[] gateways, string name, string model, string input, string output, int shards, bool noWait, CancellationToken cancellation) =>
+        await RunJob(new Where(gateways, redis), name, model, input, output, shards, noWait, cancellation);
+
+    private static async Task<int> RunJob(Where where, string name, string model, string input, string output, int shards, bool noWait, CancellationToken cancellation)
+    {
+        var request = new JobRequest
+        {
+            ModelPath = Path.GetFullPath(model), InputPath = Path.GetFullPath(input), OutputPath = Path.GetFullPath(output), Shards = shards,
+        };
+        // The model is checked here first, so that a file that is not a model fails before any silo is asked.
+        using (new Serving.ModelHost(request.ModelPath, new Serving.ServingOptions { ModelPath = request.ModelPath, ReloadCheckInterval = TimeSpan.Zero },
+                   Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)) { }
+        await using var client = await Connect(where, cancellation);
+        var clock = Stopwatch.StartNew();
+        var status = await client.Client.GetGrain<IScoringJobGrain>(name).Submit(request);
+        Console.WriteLine($"Submitted {status}");
+        if (noWait) return 0;
+        status = await Follow(client.Client, name, cancellation);
+        double seconds = clock.Elapsed.TotalSeconds;
+        if (status.State.Phase != JobPhase.Completed) throw new InvalidOperationException(status.ToString());
+        Console.WriteLine($"Wrote {status.State.Rows:N0} rows to {request.OutputPath} in {seconds:F1} s ({status.State.Rows / Math.Max(seconds, 1e-9):N0} rows/s); " +
+            $"{status.State.Shards.Select(s => s.Silo).Distinct().Count()} silos, {status.State.Retries} retries.");
+        return 0;
+    }
+
+    /// <summary>A job's line with a progress bar: <c>[#########-----------]  45%</c> and its status.</summary>
+    internal static string WithBar(JobStatus status)
+    {
+        const int width = 24;
+        int total = Math.Max(1, status.State.Shards.Count);
+        int filled = (int)Math.Round(width * (double)status.ShardsDone / total);
+        return $"[{new string('#', filled)}{new string('-', width - filled)}] {100.0 * status.ShardsDone / total,3:F0}%  {status}";
     }
 
     /// <summary>Polls the job until it ends, printing progress when it changes; a call that fails while a silo is being declared dead is retried.</summary>
@@ -145,16 +171,16 @@ internal static class ClusterCommands
             {
                 var status = await client.GetGrain<IScoringJobGrain>(name).GetStatus();
                 failures = 0;
-                string line = status.ToString();
+                string line = WithBar(status);
                 if (line != last) Console.WriteLine($"{DateTime.Now:HH:mm:ss} {line}");
                 last = line;
                 if (status.State.Phase != JobPhase.Running) return status;
             }
-            catch (Exception e) when (e is not OperationCanceledException && ++failures < 120)
+            catch (Exception e) when (e is not OperationCanceledException && ++failures < 300)
             {
                 Console.WriteLine($"{DateTime.Now:HH:mm:ss} (job not reachable: {CliApp.OneLine(e.Message)}; retrying)");
             }
-            await Task.Delay(500, cancellation);
+            await Task.Delay(200, cancellation);
         }
     }
 
@@ -200,23 +226,95 @@ internal static class ClusterCommands
         return command;
     }
 
+    /// <summary>
+    /// <c>cluster example-inputs</c>: a model and a CSV to try a cluster with (and the inputs of docs/cluster.md's
+    /// measurements): model.zip, an MLP classifier (30 features, hidden 128, 3 classes) trained for 2 epochs on 2,000
+    /// synthetic rows, and rows.csv, <c>--rows</c> rows of columns Id, Features.0 .. Features.29 (seeded: the same bytes
+    /// every time).
+    /// </summary>
+    private static Command ExampleInputs()
+    {
+        var output = new Option<string>("--output", "-o") { Description = "The folder to write model.zip and rows.csv to.", DefaultValueFactory = _ => "cluster-example" };
+        var rows = new Option<int>("--rows") { Description = "Rows of rows.csv.", DefaultValueFactory = _ => 200_000 }.Between(0, 100_000_000);
+        var command = new Command("example-inputs", "Write a small MLP classifier (model.zip) and a synthetic CSV to score with it (rows.csv), to try a cluster job with.") { output, rows };
+        command.SetAction((result, cancellation) =>
+        {
+            string folder = result.GetValue(output)!;
+            int count = result.GetValue(rows);
+            Directory.CreateDirectory(folder);
+            var ml = new Microsoft.ML.MLContext(seed: 1);
+            var rand = new Random(0);
+            var train = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 2000).Select(_ =>
+            {
+                var x = Enumerable.Range(0, 30).Select(_ => (float)(rand.NextDouble() * 2 - 1)).ToArray();
+                return new ExampleRow { Features = x, Class = (uint)((x[0] + x[1] > 0.5 ? 2 : x[0] + x[1] < -0.5 ? 0 : 1) + 1) };
+            }).ToList());
+            var model = ml.MulticlassClassification.Trainers.NeuralNetwork(new MlNetDeep.Models.Classification.NeuralNetworkClassifierOptions
+            {
+                FeatureColumnName = "Features", LabelColumnName = "Class", Network = MlNetDeep.Networks.Networks.Mlp(128), Epochs = 2, BatchSize = 64, Seed = 1,
+            }).Fit(train);
+            string modelPath = Path.Combine(folder, "model.zip"), csvPath = Path.Combine(folder, "rows.csv");
+            ml.Model.SaveDeep(model, train.Schema, modelPath);
+            var clock = Stopwatch.StartNew();
+            using (var writer = new StreamWriter(csvPath))
+            {
+                writer.Write("Id," + string.Join(",", Enumerable.Range(0, 30).Select(i => $"Features.{i}")) + "\n");
+                var line = new System.Text.StringBuilder();
+                for (int r = 0; r < count; r++)
+                {
+                    cancellation.ThrowIfCancellationRequested();
+                    line.Clear().Append(r);
+                    for (int i = 0; i < 30; i++) line.Append(',').Append(((float)Math.Round(rand.NextDouble() * 2 - 1, 4)).ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+                    writer.Write(line.Append('\n'));
+                }
+            }
+            Console.WriteLine($"Wrote {modelPath} and {csvPath} ({count:N0} rows, {new FileInfo(csvPath).Length / 1e6:F1} MB).");
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private sealed class ExampleRow
+    {
+        [Microsoft.ML.Data.VectorType(30)] public float[] Features { get; set; } = [];
+        [Microsoft.ML.Data.KeyType(4)] public uint Class { get; set; }
+    }
+
     private static Command Status()
     {
         var job = JobName(required: false);
         var gateways = Gateways();
         var redis = RedisOption();
-        var command = new Command("status", "Show a job's progress (or every job's).") { job, gateways, redis };
+        var command = new Command("status", "Show the cluster's silos with the models each holds, and a job's progress (or every job's).") { job, gateways, redis };
         command.SetAction(async (result, cancellation) =>
         {
             await using var client = await Connect(Target(result, gateways, redis), cancellation);
-            var names = result.GetValue(job) is { } one ? [one] : await client.Client.GetGrain<IJobIndexGrain>(0).List();
-            if (names.Count == 0) Console.WriteLine("No jobs.");
-            foreach (var name in names)
+            if (result.GetValue(job) is { } one)
             {
-                var status = await client.Client.GetGrain<IScoringJobGrain>(name).GetStatus();
-                if (!status.Exists) throw new ArgumentException($"No job named '{name}'.");
-                Console.WriteLine(status);
+                var status = await client.Client.GetGrain<IScoringJobGrain>(one).GetStatus();
+                if (!status.Exists) throw new ArgumentException($"No job named '{one}'.");
+                Console.WriteLine(WithBar(status));
+                return 0;
             }
+            var hosts = await client.Client.GetGrain<Orleans.Runtime.IManagementGrain>(0).GetDetailedHosts(onlyActive: true);
+            Console.WriteLine($"Silos ({hosts.Length} active):");
+            foreach (var host in hosts.OrderBy(h => h.SiloAddress.ToParsableString(), StringComparer.Ordinal))
+            {
+                string key = host.SiloAddress.ToParsableString();
+                Console.WriteLine($"  {key}  started {host.StartTime:yyyy-MM-dd HH:mm:ss} UTC");
+                try
+                {
+                    var report = await client.Client.GetGrain<ISiloInfoGrain>(key).Describe().WaitAsync(TimeSpan.FromSeconds(10), cancellation);
+                    Console.WriteLine($"    shards scoring now: {report.ShardsRunning}");
+                    if (report.Models.Count == 0) Console.WriteLine("    no model loaded");
+                    foreach (var m in report.Models) Console.WriteLine($"    model {m.Path} version {m.Version} ({m.Use})");
+                }
+                catch (Exception e) when (e is not OperationCanceledException) { Console.WriteLine($"    did not answer: {CliApp.OneLine(e.Message)}"); }
+            }
+            var names = await client.Client.GetGrain<IJobIndexGrain>(0).List();
+            Console.WriteLine(names.Count == 0 ? "No jobs." : $"Jobs ({names.Count}):");
+            foreach (var name in names)
+                Console.WriteLine("  " + WithBar(await client.Client.GetGrain<IScoringJobGrain>(name).GetStatus()));
             return 0;
         });
         return command;

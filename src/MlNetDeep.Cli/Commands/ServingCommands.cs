@@ -114,10 +114,37 @@ internal static class ServingCommands
         var model = new Option<string>("--model", "-m") { Description = "A model saved with SaveDeep.", Required = true }.ExistingFile(OptionChecks.ModelHelpName);
         var input = new Option<string>("--input", "-i") { Description = "A CSV file (header row; a vector column as Name.0 .. Name.(n-1)) or a folder of images (one subfolder per class).", Required = true }.ExistingPath();
         var output = new Option<string>("--output", "-o") { Description = "The CSV of predictions to write.", DefaultValueFactory = _ => "predictions.csv" };
-        var command = new Command("score", "Score a CSV file or an image folder with a saved model into a CSV, streaming (inputs larger than memory are fine).") { model, input, output };
+        var cluster = new Option<string?>("--cluster") { Description = "Run as a job on a cluster of silos instead of in this process: 'localhost' (silos on this machine, found at --gateway) or 'redis' (found in the membership at --redis). Needs --job." }
+            .AcceptOnlyFromAmong("localhost", "redis");
+        var job = new Option<string?>("--job", "-j") { Description = "With --cluster: the job's name. The same name and files again follow (or resume) the same job; `cluster status --job NAME` and `cluster cancel --job NAME` act on it." };
+        var shards = new Option<int>("--shards") { Description = "With --cluster: shards to cut the input into.", DefaultValueFactory = _ => 16 }.Between(1, 100_000);
+        var noWait = new Option<bool>("--no-wait") { Description = "With --cluster: return once the job is submitted." };
+        var gateways = ClusterCommands.Gateways();
+        var redis = ClusterCommands.RedisOption();
+        var command = new Command("score", "Score a CSV file or an image folder with a saved model into a CSV, streaming (inputs larger than memory are fine); with --cluster, as a job on a cluster of silos.")
+        {
+            model, input, output, cluster, job, shards, noWait, gateways, redis,
+        };
+        command.Validators.Add(r =>
+        {
+            string? c = r.GetValue(cluster);
+            if (c is null)
+            {
+                if (r.GetValue(job) is not null) r.AddError("--job goes with --cluster localhost|redis.");
+                if (r.GetValue(redis) is not null) r.AddError("--redis goes with --cluster redis.");
+            }
+            else
+            {
+                if (r.GetValue(job) is null) r.AddError("--cluster needs --job NAME (the job's name, to follow, resume or cancel it).");
+                if (c == "redis" && r.GetValue(redis) is null) r.AddError("--cluster redis needs --redis host:port.");
+                if (c == "localhost" && r.GetValue(redis) is not null) r.AddError("--redis goes with --cluster redis.");
+            }
+        });
         command.SetAction((result, cancellation) =>
         {
             string m = result.GetValue(model)!, i = result.GetValue(input)!, o = result.GetValue(output)!;
+            if (result.GetValue(cluster) is not null)
+                return ClusterCommands.RunJob(result.GetValue(redis), result.GetValue(gateways)!, result.GetValue(job)!, m, i, o, result.GetValue(shards), result.GetValue(noWait), cancellation);
             var clock = Stopwatch.StartNew();
             long rows = 0;
             Spectre.Console.AnsiConsole.Status().Start($"Scoring {i} ...", context =>
