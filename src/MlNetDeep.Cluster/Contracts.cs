@@ -40,6 +40,8 @@ public sealed class ShardState
     [Id(7)] public string? Silo { get; set; }
     /// <summary>Why it failed for good: a row that does not parse (file, line, cause), or too many failed attempts.</summary>
     [Id(8)] public string? Error { get; set; }
+    /// <summary>The silos it failed on (with why), which are not given it again while another silo is active.</summary>
+    [Id(9)] public List<string> FailedOn { get; set; } = [];
 }
 
 /// <summary>A job's persisted state: what was asked, the shards, the outcome.</summary>

@@ -104,6 +104,7 @@ public sealed class ScoringJobGrain(
         Shards = s.Shards.Select(x => new ShardState
         {
             Index = x.Index, Start = x.Start, End = x.End, FirstLine = x.FirstLine, Done = x.Done, Rows = x.Rows, Attempts = x.Attempts, Silo = x.Silo, Error = x.Error,
+            FailedOn = x.FailedOn.ToList(),
         }).ToList(),
     };
 
@@ -136,9 +137,14 @@ public sealed class ScoringJobGrain(
                 var silos = ActiveSilos();
                 foreach (var shard in State.Shards.Where(s => !s.Done && s.Error is null && !busy.Contains(s.Index)))
                 {
-                    var load = silos.Select(s => (Silo: s, Count: running.Values.Count(r => r.Silo == s)))
+                    if (running.Count >= silos.Count * _options.WorkersPerSilo) break; // every silo is full
+                    // A silo the shard failed on (one that cannot read the model or the input, say) is not given it again
+                    // while another silo is active: the shard waits for room there.
+                    var candidates = silos.Where(s => !shard.FailedOn.Any(f => f.StartsWith(s + ":", StringComparison.Ordinal))).ToList();
+                    if (candidates.Count == 0) candidates = silos;
+                    var load = candidates.Select(s => (Silo: s, Count: running.Values.Count(r => r.Silo == s)))
                         .Where(x => x.Count < _options.WorkersPerSilo).OrderBy(x => x.Count).ThenBy(_ => Random.Shared.Next()).ToList();
-                    if (load.Count == 0) break;
+                    if (load.Count == 0) continue; // no room on its silos now; another shard may fit elsewhere
                     string silo = load[0].Silo;
                     shard.Attempts++;
                     shard.Silo = silo;
@@ -169,9 +175,10 @@ public sealed class ScoringJobGrain(
                 catch (Exception e)
                 {
                     State.Retries++;
+                    done.FailedOn.Add($"{from}: {ClusterHosting.Brief(e)}");
                     logger.LogWarning("Job {Job}: shard {Shard} on {Silo} failed (attempt {Attempt}): {Error}", Name, done.Index, from, done.Attempts, ClusterHosting.Brief(e));
                     if (done.Attempts >= _options.MaxAttempts)
-                        done.Error = $"shard {done.Index} failed {done.Attempts} times; last: {ClusterHosting.Brief(e)}";
+                        done.Error = $"shard {done.Index} failed {done.Attempts} times, on {string.Join("; ", done.FailedOn.Distinct())}";
                     else await Task.Delay(_options.RetryDelay);
                 }
                 await Save();

@@ -26,6 +26,9 @@ public sealed class ModelCache(ILogger<ModelCache>? logger = null) : IDisposable
 
     internal void ShardEnded() => Interlocked.Decrement(ref _running);
 
+    /// <summary>Loads a model file instead of <see cref="ModelHost"/>'s constructor (tests: a silo that cannot read the file).</summary>
+    internal Func<string, ModelHost>? Load { get; init; }
+
     /// <summary>How many times this silo loaded a model file.</summary>
     public int Loads => Volatile.Read(ref _loads);
 
@@ -43,7 +46,7 @@ public sealed class ModelCache(ILogger<ModelCache>? logger = null) : IDisposable
         lock (_hosts)
         {
             if (_hosts.TryGetValue(path, out var host) && host.Current.Version == version) return host.Acquire();
-            var fresh = new ModelHost(path, new ServingOptions { ModelPath = path, ReloadCheckInterval = TimeSpan.Zero }, _logger);
+            var fresh = Load?.Invoke(path) ?? new ModelHost(path, new ServingOptions { ModelPath = path, ReloadCheckInterval = TimeSpan.Zero }, _logger);
             Interlocked.Increment(ref _loads);
             if (fresh.Current.Version != version)
             {

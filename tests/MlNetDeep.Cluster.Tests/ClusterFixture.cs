@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Hosting;
 using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -79,12 +81,16 @@ public sealed class ScoringData : IDisposable
     }
 
     /// <summary>An in-memory cluster of <paramref name="silos"/> silos running scoring jobs, their state in <paramref name="stateFolder"/>.</summary>
-    public static async Task<InProcessTestCluster> StartCluster(int silos, string stateFolder, TimeSpan shardDelay)
+    /// <param name="configure">More set-up of each silo, given its name (e.g. a different service on one of them).</param>
+    public static async Task<InProcessTestCluster> StartCluster(int silos, string stateFolder, TimeSpan shardDelay, Action<string, ISiloBuilder>? configure = null)
     {
         var builder = new InProcessTestClusterBuilder((short)silos);
-        builder.ConfigureSilo((_, silo) => silo
-            .AddScoringJobs(new ClusterScoringOptions { StateFolder = stateFolder, WorkersPerSilo = 2, ShardDelay = shardDelay, RetryDelay = TimeSpan.FromMilliseconds(200) })
-            .UseQuickFailureDetection());
+        builder.ConfigureSilo((options, silo) =>
+        {
+            silo.AddScoringJobs(new ClusterScoringOptions { StateFolder = stateFolder, WorkersPerSilo = 2, ShardDelay = shardDelay, RetryDelay = TimeSpan.FromMilliseconds(200) })
+                .UseQuickFailureDetection();
+            configure?.Invoke(options.SiloName, silo);
+        });
         var cluster = builder.Build();
         await cluster.DeployAsync();
         return cluster;

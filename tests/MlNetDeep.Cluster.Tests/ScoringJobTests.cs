@@ -184,4 +184,39 @@ public sealed class ScoringJobTests(ScoringData data) : IClassFixture<ScoringDat
         var silosAfter = second.Silos.Select(s => s.SiloAddress.ToParsableString()).ToHashSet();
         Assert.Contains(status.State.Shards, s => silosAfter.Contains(s.Silo!)); // the rest was scored by the new cluster
     }
+
+    [Fact]
+    public async Task ASiloThatCannotReadTheModelLeavesItsShardsToTheOthersAndIsNamed()
+    {
+        var folder = NewFolder("unreadable");
+        var names = new List<string>();
+        var cluster = await ScoringData.StartCluster(3, Path.Combine(folder, "state"), TimeSpan.FromMilliseconds(100), (name, silo) =>
+        {
+            names.Add(name);
+            if (names.Count != 3) return; // the third silo
+            // This silo's copy of the shared volume does not let it read the model (as a mount missing on one machine would).
+            silo.Services.AddSingleton(new ModelCache { Load = path => throw new UnauthorizedAccessException($"Access to the path '{path}' is denied.") });
+        });
+        await using var _ = cluster;
+        string bad = cluster.Silos.Single(s => s.Name == names[2]).SiloAddress.ToParsableString();
+
+        // The job grain may itself land on that silo: then the submission fails, naming the cause; another name lands elsewhere.
+        JobStatus? status = null;
+        var request = Request(folder, shards: 12);
+        for (int attempt = 0; attempt < 12 && status is null; attempt++)
+        {
+            try { status = await cluster.Client.GetGrain<IScoringJobGrain>($"unreadable-{attempt}").Submit(request); }
+            catch (UnauthorizedAccessException e) { Assert.Contains("is denied", e.Message); }
+        }
+        Assert.NotNull(status);
+        status = await ScoringData.WaitFor(cluster.Client, status.Name, s => s.State.Phase != JobPhase.Running);
+
+        Assert.True(status.State.Phase == JobPhase.Completed, status.ToString());
+        Assert.Equal(data.Expected, File.ReadAllLines(request.OutputPath));
+        Assert.DoesNotContain(status.State.Shards, s => s.Silo == bad); // every shard was scored elsewhere
+        var refused = status.State.Shards.Where(s => s.FailedOn.Count > 0).ToList();
+        Assert.NotEmpty(refused); // the silo was given shards, and each went elsewhere
+        Assert.All(refused.SelectMany(s => s.FailedOn), f => Assert.StartsWith($"{bad}: UnauthorizedAccessException: Access to the path", f));
+        Assert.All(refused, s => Assert.Single(s.FailedOn)); // not given the same shard twice
+    }
 }
