@@ -53,6 +53,9 @@ public static class ClusterHosting
         {
             o.ReloadCheckInterval = options.ReloadCheckInterval;
             o.MaxModelBytes = options.MaxModelBytes;
+            o.MicroBatching = options.MicroBatching;
+            o.MicroBatchMaxRows = options.MicroBatchMaxRows;
+            o.MicroBatchMaxDelay = options.MicroBatchMaxDelay;
         });
         silo.Services.AddSingleton<ServedModels>();
         silo.AddPlacementDirector<SiloKeyedPlacement, SiloKeyedPlacementDirector>();

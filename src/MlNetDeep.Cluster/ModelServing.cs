@@ -17,6 +17,17 @@ public sealed class ModelServingOptions
 
     /// <summary>Largest model file in bytes.</summary>
     public long MaxModelBytes { get; set; } = 2048L << 20;
+
+    /// <summary>
+    /// Gather the rows of the requests a silo is scoring at once into one forward pass (as <c>serve</c> does on one
+    /// machine): at most <see cref="MicroBatchMaxRows"/> rows, waiting at most <see cref="MicroBatchMaxDelay"/> for more
+    /// (never when every request the silo is handling is already in the batch).
+    /// </summary>
+    public bool MicroBatching { get; set; } = true;
+
+    public int MicroBatchMaxRows { get; set; } = 256;
+
+    public TimeSpan MicroBatchMaxDelay { get; set; } = TimeSpan.FromMilliseconds(2);
 }
 
 /// <summary>
@@ -29,7 +40,32 @@ public sealed class ServedModels(IOptions<ModelServingOptions> options, ILogger<
 {
     private readonly Dictionary<string, ModelHost> _hosts = [];
     private readonly ILogger _logger = (ILogger?)logger ?? NullLogger.Instance;
+    private readonly ServingMetrics _metrics = new();
+    private MicroBatcher? _batcher;
+    private int _active;
     private bool _disposed;
+
+    /// <summary>Scores <paramref name="rows"/> with <paramref name="model"/> (leased by the caller): in the silo's next micro-batch, or alone.</summary>
+    internal async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ScoreAsync(LoadedModel model, IReadOnlyList<JsonElement> rows)
+    {
+        var batch = RowBatch.FromJson(rows, model.Schema); // a bad row is a RequestException here, before any batch
+        if (!options.Value.MicroBatching) return OutputWriter.Score(model, batch, CancellationToken.None);
+        Interlocked.Increment(ref _active);
+        try
+        {
+            MicroBatcher batcher;
+            lock (_hosts)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                batcher = _batcher ??= new MicroBatcher(new ServingOptions
+                {
+                    MicroBatchMaxRows = options.Value.MicroBatchMaxRows, MicroBatchMaxDelay = options.Value.MicroBatchMaxDelay, MicroBatchQueueLimit = 4096,
+                }, _metrics, () => Volatile.Read(ref _active));
+            }
+            return await batcher.ScoreAsync(model, batch, CancellationToken.None);
+        }
+        finally { Interlocked.Decrement(ref _active); }
+    }
 
     /// <summary>Files loaded by this silo (at the first request for each; reloads not counted).</summary>
     public int Loads { get; private set; }
@@ -60,12 +96,19 @@ public sealed class ServedModels(IOptions<ModelServingOptions> options, ILogger<
 
     public void Dispose()
     {
+        MicroBatcher? batcher;
         lock (_hosts)
         {
             _disposed = true;
+            batcher = _batcher;
+        }
+        batcher?.DisposeAsync().AsTask().GetAwaiter().GetResult(); // the requests in it are scored or cancelled first
+        lock (_hosts)
+        {
             foreach (var host in _hosts.Values) host.Dispose();
             _hosts.Clear();
         }
+        _metrics.Dispose();
     }
 }
 
@@ -100,7 +143,7 @@ public interface IModelServerGrain : IGrainWithStringKey
 [SiloKeyedPlacement, Reentrant]
 public sealed class ModelServerGrain(ServedModels models, ILocalSiloDetails silo) : Grain, IModelServerGrain
 {
-    public Task<PredictReply> Predict(PredictCall call) => Task.Run(() =>
+    public Task<PredictReply> Predict(PredictCall call) => Task.Run(async () =>
     {
         using var lease = models.Host(call.ModelPath).Acquire();
         var reply = new PredictReply { Version = lease.Model.Version, Silo = silo.SiloAddress.ToParsableString() };
@@ -108,7 +151,7 @@ public sealed class ModelServerGrain(ServedModels models, ILocalSiloDetails silo
         {
             using var document = JsonDocument.Parse(call.Rows);
             var rows = document.RootElement.EnumerateArray().ToList();
-            foreach (var row in JsonRowScoring.Score(lease.Model, rows)) reply.Predictions.Add(row.ToArray());
+            foreach (var row in await models.ScoreAsync(lease.Model, rows)) reply.Predictions.Add(row.ToArray());
         }
         catch (RequestException e)
         {

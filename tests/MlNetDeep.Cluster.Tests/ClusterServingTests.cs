@@ -160,4 +160,37 @@ public sealed class ClusterServingTests(ScoringData data, Xunit.Abstractions.ITe
         // Whether a call reached the silo as it went (and was sent again) depends on the timing: the count is reported, not asserted.
         output.WriteLine($"{(kill ? "killed" : "stopped")}{(staleView ? ", stale view" : "")}: {answers.Count} answers, {serving.Predictor.Retries} retries, by silo: {string.Join(", ", serving.Predictor.AnsweredBy.Select(p => $"{p.Key}={p.Value}"))}");
     }
+
+    [Fact]
+    public async Task ConcurrentRequestsOnASiloAreScoredInOneBatchWithTheAnswersOfEachAlone()
+    {
+        // The silo's batches, as its meter records them (rows per forward pass).
+        long largest = 0;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == ServingMetrics.MeterName && instrument.Name == "mlnetdeep.serving.microbatch.rows") l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => { long seen; while (value > (seen = Interlocked.Read(ref largest)) && Interlocked.CompareExchange(ref largest, value, seen) != seen) { } });
+        listener.Start();
+        using var models = new ServedModels(Microsoft.Extensions.Options.Options.Create(new ModelServingOptions
+        {
+            ReloadCheckInterval = TimeSpan.Zero, MicroBatchMaxDelay = TimeSpan.FromMilliseconds(200), MicroBatchMaxRows = 1000,
+        }));
+        using var lease = models.Host(data.ModelPath).Acquire();
+        var requests = Enumerable.Range(0, 8).Select(i => JsonDocument.Parse(RowsJson(100 + i, 3)).RootElement.EnumerateArray().ToList()).ToList();
+        var alone = requests.Select(r => JsonRowScoring.Score(lease.Model, r).Select(p => Encoding.UTF8.GetString(p.Span)).ToList()).ToList();
+
+        using var start = new Barrier(requests.Count);
+        var together = await Task.WhenAll(requests.Select(r => Task.Factory.StartNew(() => { start.SignalAndWait(); return models.ScoreAsync(lease.Model, r); },
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap()));
+        for (int i = 0; i < requests.Count; i++)
+            Assert.Equal(alone[i], together[i].Select(p => Encoding.UTF8.GetString(p.Span)).ToList());
+        Assert.True(Interlocked.Read(ref largest) > 3, $"no batch held more than one request's 3 rows (largest {largest})");
+
+        // A bad row is refused with its field before it joins a batch.
+        var bad = JsonDocument.Parse("[{\"Features\":[1,2]}]").RootElement.EnumerateArray().ToList();
+        var error = await Assert.ThrowsAsync<RequestException>(() => models.ScoreAsync(lease.Model, bad));
+        Assert.Equal("Features", error.Field);
+    }
 }
