@@ -50,6 +50,43 @@ public sealed class SweepRequest
         var rates = axes.GetValueOrDefault("lr", ["0.001"]).Select(v => double.TryParse(v, CultureInfo.InvariantCulture, out double r) && r > 0 && double.IsFinite(r) ? r : throw new ArgumentException($"lr '{v}' is not a positive number.")).ToList();
         return hidden.SelectMany(h => rates.Select(r => new TrialSpec { Hidden = h, LearningRate = r })).ToList();
     }
+
+    /// <summary>
+    /// A random search: <paramref name="count"/> trials drawn from ranges such as <c>hidden=8..128;lr=0.0001..0.1</c>, each
+    /// value log-uniform in its range (hidden rounded to an integer), from <paramref name="seed"/> (the same trials every
+    /// time). A range left out keeps its default (hidden 32, lr 0.001); repeated draws are kept once.
+    /// </summary>
+    public static List<TrialSpec> ParseRandom(string ranges, int count, int seed)
+    {
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "A random search needs at least one trial.");
+        var axes = ranges.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(part =>
+        {
+            var kv = part.Split('=', 2, StringSplitOptions.TrimEntries);
+            var bounds = kv.Length == 2 ? kv[1].Split("..", StringSplitOptions.TrimEntries) : [];
+            if (bounds.Length != 2
+                || !double.TryParse(bounds[0], NumberStyles.Float, CultureInfo.InvariantCulture, out double low)
+                || !double.TryParse(bounds[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double high))
+                throw new ArgumentException($"The range '{part}' is not name=low..high.");
+            if (!(low > 0 && high >= low && double.IsFinite(high))) throw new ArgumentException($"The range '{part}' needs 0 < low <= high.");
+            return (Name: kv[0].ToLowerInvariant(), Low: low, High: high);
+        }).ToDictionary(a => a.Name, a => (a.Low, a.High));
+        foreach (var name in axes.Keys)
+            if (name is not ("hidden" or "lr")) throw new ArgumentException($"The ranges name '{name}'; they take hidden and lr.");
+        if (axes.TryGetValue("hidden", out var h) && (h.Low < 1 || h.High > 1_000_000)) throw new ArgumentException("hidden must lie in 1..1000000.");
+        var random = new Random(seed);
+        double Draw((double Low, double High) r) => Math.Exp(Math.Log(r.Low) + random.NextDouble() * (Math.Log(r.High) - Math.Log(r.Low)));
+        var trials = new List<TrialSpec>();
+        for (int i = 0; i < count; i++)
+        {
+            var trial = new TrialSpec
+            {
+                Hidden = axes.TryGetValue("hidden", out var hr) ? (int)Math.Round(Draw(hr)) : 32,
+                LearningRate = axes.TryGetValue("lr", out var lr) ? double.Parse(Draw(lr).ToString("G3", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture) : 0.001,
+            };
+            if (!trials.Any(t => t.Hidden == trial.Hidden && t.LearningRate == trial.LearningRate)) trials.Add(trial);
+        }
+        return trials;
+    }
 }
 
 /// <summary>One unit of a sweep: a trial trained on every fold but one and measured on that one.</summary>

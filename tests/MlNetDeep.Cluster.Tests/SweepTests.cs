@@ -64,6 +64,24 @@ public sealed class SweepTests : IDisposable
         Assert.Throws<ArgumentException>(() => SweepRequest.ParseGrid("lr=-1"));
     }
 
+    [Fact]
+    public void ARandomSearchDrawsLogUniformlyWithinItsRangesTheSameTrialsForOneSeed()
+    {
+        var trials = SweepRequest.ParseRandom("hidden=8..128;lr=0.0001..0.1", 200, seed: 3);
+        Assert.True(trials.Count > 150, $"{trials.Count} distinct trials of 200 draws");
+        Assert.All(trials, t => { Assert.InRange(t.Hidden, 8, 128); Assert.InRange(t.LearningRate, 0.0001 * 0.999, 0.1 * 1.001); });
+        // Log-uniform: about as many rates in each decade (3 decades), not most of them in the last one as a uniform draw would put them.
+        var decades = trials.GroupBy(t => (int)Math.Floor(Math.Log10(t.LearningRate / 0.0001))).ToDictionary(g => g.Key, g => g.Count());
+        Assert.All(new[] { 0, 1, 2 }, d => Assert.InRange(decades.GetValueOrDefault(d), trials.Count / 6, trials.Count / 2));
+        Assert.Equal(trials.Select(t => t.ToString()), SweepRequest.ParseRandom("hidden=8..128;lr=0.0001..0.1", 200, seed: 3).Select(t => t.ToString()));
+        Assert.NotEqual(trials.Select(t => t.ToString()), SweepRequest.ParseRandom("hidden=8..128;lr=0.0001..0.1", 200, seed: 4).Select(t => t.ToString()));
+        Assert.All(SweepRequest.ParseRandom("lr=0.01..0.01", 3, seed: 1), t => Assert.Equal(32, t.Hidden)); // a range left out keeps its default
+        Assert.Single(SweepRequest.ParseRandom("lr=0.01..0.01", 3, seed: 1)); // repeated draws kept once
+        Assert.Contains("not name=low..high", Assert.Throws<ArgumentException>(() => SweepRequest.ParseRandom("hidden=8-128", 2, 1)).Message);
+        Assert.Contains("0 < low <= high", Assert.Throws<ArgumentException>(() => SweepRequest.ParseRandom("lr=0.1..0.01", 2, 1)).Message);
+        Assert.Throws<ArgumentException>(() => SweepRequest.ParseRandom("momentum=0.1..0.9", 2, 1));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

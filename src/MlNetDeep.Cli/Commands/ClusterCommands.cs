@@ -190,18 +190,26 @@ internal static class ClusterCommands
         var data = new Option<string>("--data", "-d") { Description = "A CSV of numbers with a label column (every silo must see this path).", Required = true }.ExistingFile();
         var label = new Option<string>("--label") { Description = "The label column (its distinct values are the classes).", DefaultValueFactory = _ => "Label" };
         var grid = new Option<string>("--grid") { Description = "The trials: every combination of e.g. \"hidden=16,32;lr=0.001,0.01\".", DefaultValueFactory = _ => "hidden=16,32;lr=0.001,0.01" };
+        var random = new Option<int?>("--random") { Description = "A random search of N trials instead of the grid, drawn log-uniformly from --ranges (seeded by --seed)." };
+        var ranges = new Option<string>("--ranges") { Description = "With --random: the ranges, e.g. \"hidden=8..128;lr=0.0001..0.1\".", DefaultValueFactory = _ => "hidden=8..128;lr=0.0001..0.1" };
         var folds = new Option<int>("--folds") { Description = "Cross-validation folds (row i is in fold i mod folds).", DefaultValueFactory = _ => 3 }.Between(2, 100);
         var epochs = new Option<int>("--epochs") { Description = "Epochs per training.", DefaultValueFactory = _ => 10 }.Between(1, 100_000);
         var seed = new Option<int>("--seed") { Description = "The seed of every training.", DefaultValueFactory = _ => 1 };
         var gateways = Gateways();
         var redis = RedisOption();
-        var command = new Command("sweep", "A cross-validated grid search of an MLP classifier: each trial's folds trained on the silos; a table sorted by accuracy.")
-            { name, data, label, grid, folds, epochs, seed, gateways, redis };
+        var command = new Command("sweep", "A cross-validated grid or random search of an MLP classifier: each trial's folds trained on the silos; a table sorted by accuracy.")
+            { name, data, label, grid, random, ranges, folds, epochs, seed, gateways, redis };
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(random) is < 1 or > 10_000) r.AddError("--random takes 1 to 10000 trials.");
+            if (r.GetValue(random) is not null && r.GetResult(grid) is { Implicit: false }) r.AddError("--grid and --random are two searches: give one.");
+        });
         command.SetAction(async (result, cancellation) =>
         {
             var request = new SweepRequest
             {
-                DataPath = Path.GetFullPath(result.GetValue(data)!), Label = result.GetValue(label)!, Trials = SweepRequest.ParseGrid(result.GetValue(grid)!),
+                DataPath = Path.GetFullPath(result.GetValue(data)!), Label = result.GetValue(label)!,
+                Trials = result.GetValue(random) is { } n ? SweepRequest.ParseRandom(result.GetValue(ranges)!, n, result.GetValue(seed)) : SweepRequest.ParseGrid(result.GetValue(grid)!),
                 Folds = result.GetValue(folds), Epochs = result.GetValue(epochs), Seed = result.GetValue(seed),
             };
             string sweep = result.GetValue(name)!;
