@@ -64,7 +64,7 @@ public abstract class AutoencoderTransformerBase : DeepTransformer
             [(latent, LatentColumnName, LatentSize), (reconstruction, ReconstructionColumnName, FeatureSize)]);
     }
 
-    /// <summary>Autoencoders export both columns: <see cref="SaveAsOnnx(string, string?)"/>'s output name is not used.</summary>
+    /// <summary>Autoencoders export both columns: <c>SaveAsOnnx</c>'s output name is not used.</summary>
     private protected override Persistence.Onnx.OnnxExporter.Head? OnnxHead => Persistence.Onnx.OnnxExporter.Head.None;
 
     /// <summary>The latent codes (a VAE's means) of <paramref name="inputs"/>, each of the feature column's size.</summary>

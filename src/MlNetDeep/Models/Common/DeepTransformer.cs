@@ -15,7 +15,7 @@ namespace MlNetDeep.Models.Common;
 /// </summary>
 /// <remarks>
 /// Thread safety: any number of threads may score one transformer at once (Transform, cursors, PredictionEngines,
-/// Encode/Decode); the forward passes run one at a time under a private lock. <see cref="Dispose"/> takes the same lock,
+/// Encode/Decode); the forward passes run one at a time under a private lock. <c>Dispose</c> takes the same lock,
 /// so it waits for the forward pass in progress and then frees the module; every use after it throws
 /// <see cref="ObjectDisposedException"/>.
 /// </remarks>

@@ -24,10 +24,8 @@ internal sealed class GanModule : nn.Module
     {
     }
 
-    /// <param name="keepsSpread">
-    /// Whether a minibatch-standard-deviation discriminator keeps the spread of its training batches (<see cref="KeepsSpread"/>):
-    /// false only for a model saved before it did, whose weights file lacks the two buffers.
-    /// </param>
+    // keepsSpread: whether a minibatch-standard-deviation discriminator keeps the spread of its training batches
+    // (KeepsSpread): false only for a model saved before it did, whose weights file lacks the two buffers.
     internal GanModule(NetworkSpec generatorSpec, NetworkSpec discriminatorSpec, int[] imageShape, int latentSize, int classes, int labelEmbeddingSize,
         bool minibatchStdDev, double[]? classShares, bool keepsSpread)
         : base("GenerativeAdversarialNetwork")
