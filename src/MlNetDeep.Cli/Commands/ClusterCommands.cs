@@ -190,7 +190,8 @@ internal static class ClusterCommands
         var data = new Option<string>("--data", "-d") { Description = "A CSV of numbers with a label column (every silo must see this path).", Required = true }.ExistingFile();
         var label = new Option<string>("--label") { Description = "The label column (its distinct values are the classes).", DefaultValueFactory = _ => "Label" };
         var grid = new Option<string>("--grid") { Description = "The trials: every combination of e.g. \"hidden=16,32;lr=0.001,0.01\".", DefaultValueFactory = _ => "hidden=16,32;lr=0.001,0.01" };
-        var random = new Option<int?>("--random") { Description = "A random search of N trials instead of the grid, drawn log-uniformly from --ranges (seeded by --seed)." };
+        var random = new Option<int?>("--random") { Description = "A random search of N trials instead of the grid, drawn log-uniformly from --ranges (seeded by --seed)." }
+            .Check(n => n is null or (>= 1 and <= 10_000) ? null : $"--random takes 1 to 10000 trials, got {n}.");
         var ranges = new Option<string>("--ranges") { Description = "With --random: the ranges, e.g. \"hidden=8..128;lr=0.0001..0.1\".", DefaultValueFactory = _ => "hidden=8..128;lr=0.0001..0.1" };
         var folds = new Option<int>("--folds") { Description = "Cross-validation folds (row i is in fold i mod folds).", DefaultValueFactory = _ => 3 }.Between(2, 100);
         var epochs = new Option<int>("--epochs") { Description = "Epochs per training.", DefaultValueFactory = _ => 10 }.Between(1, 100_000);
@@ -201,8 +202,8 @@ internal static class ClusterCommands
             { name, data, label, grid, random, ranges, folds, epochs, seed, gateways, redis };
         command.Validators.Add(r =>
         {
-            if (r.GetValue(random) is < 1 or > 10_000) r.AddError("--random takes 1 to 10000 trials.");
-            if (r.GetValue(random) is not null && r.GetResult(grid) is { Implicit: false }) r.AddError("--grid and --random are two searches: give one.");
+            // GetResult, not GetValue: a value that does not parse is the parser's error, reported on its own.
+            if (r.GetResult(random) is not null && r.GetResult(grid) is { Implicit: false }) r.AddError("--grid and --random are two searches: give one.");
         });
         command.SetAction(async (result, cancellation) =>
         {
