@@ -25,15 +25,7 @@ public static class ClusterHosting
     public static ISiloBuilder AddScoringJobs(this ISiloBuilder silo, ClusterScoringOptions options)
     {
         if (options.WorkersPerSilo is < 1 or > MaxLocalWorkers) throw new ArgumentOutOfRangeException(nameof(options), options.WorkersPerSilo, $"WorkersPerSilo must be 1 to {MaxLocalWorkers}.");
-        silo.Services.Configure<ClusterScoringOptions>(o =>
-        {
-            o.StateFolder = options.StateFolder;
-            o.StateRedis = options.StateRedis;
-            o.WorkersPerSilo = options.WorkersPerSilo;
-            o.MaxAttempts = options.MaxAttempts;
-            o.RetryDelay = options.RetryDelay;
-            o.ShardDelay = options.ShardDelay;
-        });
+        silo.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(options));
         silo.Services.AddSingleton<ModelCache>();
         if (options.StateRedis is { } redis)
         {
@@ -49,14 +41,7 @@ public static class ClusterHosting
     public static ISiloBuilder AddModelServing(this ISiloBuilder silo, ModelServingOptions? options = null)
     {
         options ??= new ModelServingOptions();
-        silo.Services.Configure<ModelServingOptions>(o =>
-        {
-            o.ReloadCheckInterval = options.ReloadCheckInterval;
-            o.MaxModelBytes = options.MaxModelBytes;
-            o.MicroBatching = options.MicroBatching;
-            o.MicroBatchMaxRows = options.MicroBatchMaxRows;
-            o.MicroBatchMaxDelay = options.MicroBatchMaxDelay;
-        });
+        silo.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(options));
         silo.Services.AddSingleton<ServedModels>();
         silo.AddPlacementDirector<SiloKeyedPlacement, SiloKeyedPlacementDirector>();
         return silo;

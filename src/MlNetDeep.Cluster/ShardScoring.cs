@@ -35,14 +35,11 @@ public static class ShardScoring
         using (var writer = new StreamWriter(temporary, false, new UTF8Encoding(false)))
         {
             writer.Write("ImagePath,Label\n");
-            foreach (var image in scan.Images) writer.Write($"{Quote(image.Path)},{Quote(image.Label)}\n");
+            foreach (var image in scan.Images) writer.Write($"{BatchScorer.Quote(image.Path)},{BatchScorer.Quote(image.Label)}\n");
         }
         File.Move(temporary, path, overwrite: true);
         return scan.Skipped.Count;
     }
-
-    private static string Quote(string text) =>
-        text.IndexOfAny([',', '"', '\n', '\r']) >= 0 || text != text.Trim() ? "\"" + text.Replace("\"", "\"\"") + "\"" : text;
 
     private sealed class ImageRow
     {
@@ -53,10 +50,8 @@ public static class ShardScoring
     /// <summary>The images in a shard of an image list: read with the CSV reader <c>score</c> uses.</summary>
     private static List<ImageRow> ReadImages(ShardWork work)
     {
-        using var stream = new FileStream(work.InputPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        stream.Seek(work.Start, SeekOrigin.Begin);
-        using var reader = new StreamReader(new BoundedStream(stream, work.End - work.Start), new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false);
-        var records = new CsvRecordReader(new LineReader(reader, BatchScorer.MaxLineChars, checked((int)work.FirstLine)), BatchScorer.MaxLineChars);
+        var (records, reader) = CsvRows.OpenRecords(work.InputPath, work.Start, work.End, work.FirstLine, BatchScorer.MaxLineChars);
+        using var _ = reader;
         var rows = new List<ImageRow>();
         while (records.Read() is { } record)
         {

@@ -124,7 +124,8 @@ public static class BatchScorer
     private static IEnumerable<string> HeaderNames(DataViewSchema.Column column) =>
         column.Type is VectorDataViewType v ? Enumerable.Range(0, v.Size).Select(i => $"{column.Name}.{i}") : [column.Name];
 
-    private static string Quote(string text) =>
+    /// <summary>A CSV field: quoted (quotes doubled) when it holds a comma, a quote or a line break.</summary>
+    internal static string Quote(string text) =>
         text.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? "\"" + text.Replace("\"", "\"\"") + "\"" : text;
 
     private static Action<StringBuilder> CellWriter(DataViewRowCursor cursor, DataViewSchema.Column column)

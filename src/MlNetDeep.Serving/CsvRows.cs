@@ -208,13 +208,22 @@ internal sealed class CsvRows : IRowSource, IDisposable
     {
         if (start < 0 || end < start) throw new ArgumentOutOfRangeException(nameof(start), $"Bytes [{start}, {end}) are not a range of the file.");
         var layout = ReadLayout(path, schema, maxLineChars);
+        var (records, reader) = OpenRecords(path, start, end, firstLine, maxLineChars);
+        return new CsvRows(records, layout, schema, reader);
+    }
+
+    /// <summary>
+    /// The CSV records in bytes [<paramref name="start"/>, <paramref name="end"/>) of <paramref name="path"/>, read with
+    /// the reader's rules, the first on line <paramref name="firstLine"/>; the caller disposes the returned reader.
+    /// </summary>
+    internal static (CsvRecordReader Records, StreamReader Reader) OpenRecords(string path, long start, long end, long firstLine, int maxLineChars)
+    {
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         try
         {
             stream.Seek(start, SeekOrigin.Begin);
             var reader = new StreamReader(new BoundedStream(stream, end - start), new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false);
-            var records = new CsvRecordReader(new LineReader(reader, maxLineChars, checked((int)firstLine)), maxLineChars);
-            return new CsvRows(records, layout, schema, reader);
+            return (new CsvRecordReader(new LineReader(reader, maxLineChars, checked((int)firstLine)), maxLineChars), reader);
         }
         catch
         {
