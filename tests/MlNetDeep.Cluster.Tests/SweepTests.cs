@@ -92,7 +92,9 @@ public sealed class SweepTests : IDisposable
         Assert.Equal(4, expected.Count);
         Assert.True(expected.Select(r => r.Accuracy).Distinct().Count() > 1 || expected.Select(r => r.LogLoss).Distinct().Count() > 1); // the trials differ
 
-        await using var cluster = await Start(kill ? TimeSpan.FromMilliseconds(800) : TimeSpan.Zero);
+        // Slow units in the kill run, so that the unit the victim was given is still running when it is killed
+        // (with 0.8 s, one CI run saw it finish between the status read and the kill: no retry).
+        await using var cluster = await Start(kill ? TimeSpan.FromSeconds(2) : TimeSpan.Zero);
         string name = kill ? "sweep-kill" : "sweep";
         await cluster.Client.GetGrain<ISweepGrain>(name).Submit(request);
         if (kill)
